@@ -1,0 +1,392 @@
+/**
+ * The master role: from the final options, find the apps, bind the sockets, start the app
+ * pools, start the core worker(s), and handle signals — SIGINT/SIGQUIT stop now, SIGTERM
+ * stops gracefully (the container-friendly meaning; uWSGI's "brutal reload" on SIGTERM is
+ * its users' most reported trap), SIGHUP reloads the app workers without dropping a request.
+ *
+ * Without --master this all runs in one process together with the core worker role.
+ * With --master the core worker(s) are child processes that inherit the sockets, so a
+ * crash in the request path is survivable: the master respawns them and the sockets stay open.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, InvalidOptionError, TsuwsgiError } from '../errors.ts';
+import type { ServerLog } from '../logging/server-log.ts';
+import type { ResolvedOptions } from '../options/resolved.ts';
+import type { AppSpec, PluginDescriptor } from '../plugins/api.ts';
+import type { PluginRegistry } from '../plugins/registry.ts';
+import { CoreWorker, type CoreWorkerPlan, type MasterLink } from '../server/core-worker.ts';
+import { bindAddress, parseAddress, type BoundSocket, type SocketProtocol } from '../server/sockets.ts';
+import { UWSGI_COMPAT_VERSION } from '../version.ts';
+import { AppPool } from './app-pool.ts';
+import { dropPrivileges } from './privileges.ts';
+
+const BIN_ENTRY = fileURLToPath(new URL('../../bin/tsuwsgi.js', import.meta.url));
+
+/** Apps per language plugin, from the plugin's own options, --mount and bare arguments. */
+export function collectApps(options: ResolvedOptions, registry: PluginRegistry): Map<PluginDescriptor, AppSpec[]> {
+  const byPlugin = new Map<PluginDescriptor, AppSpec[]>();
+  const add = (d: PluginDescriptor, app: AppSpec): void => {
+    const list = byPlugin.get(d) ?? [];
+    if (list.some((a) => a.mountpoint === app.mountpoint)) {
+      throw new ConfigError(`two apps are mounted at "${app.mountpoint || '/'}" (${list.find((a) => a.mountpoint === app.mountpoint)!.origin} and ${app.origin}): give each a different mountpoint`);
+    }
+    list.push(app);
+    byPlugin.set(d, list);
+  };
+  const bridged = registry.plugins().filter((d) => d.bridge);
+  for (const d of bridged) for (const app of d.bridge!.apps(options)) add(d, app);
+  const claim = (target: string, mountpoint: string, origin: string): void => {
+    for (const d of bridged) {
+      const load = d.bridge!.claimMount?.(target);
+      if (load) {
+        add(d, { mountpoint, load, origin });
+        return;
+      }
+    }
+    throw new ConfigError(`unable to load configuration from ${target} (${origin}): no loaded plugin recognises it (load the language plugin with --plugins NAME)`);
+  };
+  for (const m of options.all('mount')) {
+    const eq = m.indexOf('=');
+    if (eq <= 0) throw new InvalidOptionError(`invalid --mount "${m}": use MOUNTPOINT=APP, e.g. --mount /app=app.py`);
+    let mp = m.slice(0, eq).trim();
+    if (mp === '/') mp = '';
+    claim(m.slice(eq + 1).trim(), mp, `--mount ${m}`);
+  }
+  for (const p of options.all('__positional__')) claim(p, '', p);
+  return byPlugin;
+}
+
+interface SocketRequest {
+  option: string;
+  spec: string;
+  protocol: SocketProtocol;
+}
+
+function socketRequests(options: ResolvedOptions, registry: PluginRegistry): SocketRequest[] {
+  const proto = (options.string('protocol') ?? 'uwsgi').toLowerCase();
+  if (proto !== 'uwsgi' && proto !== 'http') {
+    throw new InvalidOptionError(`--protocol ${proto} is not supported yet: use uwsgi or http`);
+  }
+  const out: SocketRequest[] = [];
+  for (const e of options.entries) {
+    if (e.key === 'socket') out.push({ option: 'socket', spec: e.value, protocol: proto });
+    else if (e.key === 'http-socket') out.push({ option: 'http-socket', spec: e.value, protocol: 'http' });
+    else if (e.key === 'http' && registry.isLoaded('http')) out.push({ option: 'http', spec: e.value, protocol: 'http' });
+  }
+  return out;
+}
+
+function bindSockets(requests: SocketRequest[], log: ServerLog): BoundSocket[] {
+  return requests.map((r, index) => {
+    const addr = parseAddress(r.spec);
+    const bound = bindAddress(addr, r.spec);
+    const auto = addr.family === 'tcp' && addr.port === 0 ? ' (port auto-assigned)' : '';
+    if (r.option === 'http') log.info(`uWSGI http bound on ${bound.name} fd ${bound.fd}${auto}`);
+    else log.info(`uwsgi socket ${index} bound to ${bound.family === 'unix' ? 'UNIX' : 'TCP'} address ${bound.name} fd ${bound.fd}${auto}`);
+    return { index, protocol: r.protocol, option: r.option, spec: r.spec, name: bound.name, fd: bound.fd, family: bound.family };
+  });
+}
+
+function parseModifierList(text: string, option: string): number[] {
+  return text.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n) || n < 0 || n > 255) throw new InvalidOptionError(`--${option}: "${s}" is not a modifier (0..255)`);
+    return n;
+  });
+}
+
+export interface RunResult {
+  /** Resolves with the exit status when the server stops. */
+  done: Promise<number>;
+}
+
+export async function runServer(options: ResolvedOptions, registry: PluginRegistry, log: ServerLog): Promise<RunResult> {
+  log.info(`*** Starting uWSGI ${UWSGI_COMPAT_VERSION} (64bit) on [${new Date().toString().slice(0, 24)}] ***`);
+  const chdir = options.string('chdir');
+  if (chdir) {
+    try {
+      process.chdir(chdir);
+    } catch (err) {
+      throw new InvalidOptionError(`--chdir ${chdir}: ${(err as Error).message}`);
+    }
+  }
+  const appEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const e of options.all('env')) {
+    const eq = e.indexOf('=');
+    if (eq <= 0) throw new InvalidOptionError(`invalid --env "${e}": use NAME=VALUE`);
+    appEnv[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+  // Internal variables of a parent tsuwsgi must not leak into bridges.
+  delete appEnv.TSUWSGI_ROLE;
+
+  for (const [from, to] of options.all('remap-modifier').map((r) => r.split(':'))) {
+    if (from === undefined || to === undefined) throw new InvalidOptionError('--remap-modifier needs FROM:TO');
+    registry.remap(Number(from), Number(to));
+  }
+
+  const apps = collectApps(options, registry);
+  const processes = options.int('processes', 1);
+  const threads = options.int('threads', 1);
+  if (processes < 1) throw new InvalidOptionError('--processes must be at least 1');
+  if (threads < 1) throw new InvalidOptionError('--threads must be at least 1');
+  const bufferSize = options.int('buffer-size', 65535);
+  if (bufferSize < 1024 || bufferSize > 65535) throw new InvalidOptionError('--buffer-size must be between 1024 and 65535 (the uwsgi packet limit)');
+
+  const requests = socketRequests(options, registry);
+  if (requests.length === 0) {
+    throw new ConfigError('no socket to serve: add --http-socket ADDR (HTTP), --socket ADDR (uwsgi, for nginx uwsgi_pass) or --http ADDR');
+  }
+  const sockets = bindSockets(requests, log);
+
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsuwsgi-'));
+  dropPrivileges(options, runDir, log);
+
+  const master = options.flag('master');
+  if (master) log.info(`spawned uWSGI master process (pid: ${process.pid})`);
+  const pools = new Map<string, AppPool>();
+  let coreWorkers: CoreWorkerHandle[] = [];
+  let localCore: CoreWorker | null = null;
+  const reloadMercy = options.int('worker-reload-mercy', 60);
+
+  let stopping = false;
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+
+  const switchPool = (pool: AppPool): void => {
+    localCore?.switchPool(pool.opts.name, pool.socketPath, pool.capacity);
+    for (const cw of coreWorkers) cw.send({ type: 'switch', name: pool.opts.name, socketPath: pool.socketPath, capacity: pool.capacity });
+  };
+  const reload = async (): Promise<void> => {
+    log.info('...gracefully killing workers...');
+    for (const pool of pools.values()) await pool.reload();
+    log.info('workers reloaded');
+  };
+  const stop = async (graceful: boolean): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info(graceful ? 'SIGTERM received: stopping gracefully...' : 'SIGINT/SIGQUIT received...killing workers...');
+    await Promise.all([
+      localCore?.stop(graceful, reloadMercy * 1000),
+      ...coreWorkers.map((cw) => cw.stop(graceful, reloadMercy * 1000)),
+    ]);
+    await Promise.all([...pools.values()].map((p) => p.stop(graceful)));
+    fs.rmSync(runDir, { recursive: true, force: true });
+    const pidfile = options.string('pidfile');
+    if (pidfile) fs.rmSync(pidfile, { force: true });
+    log.info('goodbye to uWSGI.');
+    resolveDone(0);
+  };
+
+  const bridgeBase = {
+    masterPid: process.pid,
+    version: UWSGI_COMPAT_VERSION,
+    hostname: os.hostname(),
+    bufferSize,
+    isReload: false,
+    startedOn: Math.floor(Date.now() / 1000),
+    options: options.toObject(),
+  };
+  try {
+    await Promise.all(
+      [...apps].map(async ([d, list]) => {
+        const bridge = d.bridge!;
+        const pool = new AppPool(
+          {
+            name: d.name,
+            runtime: bridge.runtime,
+            command: bridge.command(options),
+            processes,
+            threads,
+            apps: list,
+            bridgeConfig: { ...bridgeBase, plugin: { catchExceptions: options.flag('catch-exceptions'), ...bridge.settings?.(options) } },
+            env: appEnv,
+            logFd: log.fd,
+            log,
+            runDir,
+            listenBacklog: options.int('listen', 100),
+            readyTimeout: options.int('bridge-ready-timeout', 60),
+            reloadMercy,
+          },
+          {
+            onAppRequest: (kind) => void (kind === 'reload' ? reload() : stop(true)),
+            onSwitch: switchPool,
+          },
+        );
+        pools.set(d.name, pool);
+        await pool.start();
+        list.forEach((a, i) => log.info(`${bridge.runtime} app ${i} (mountpoint='${a.mountpoint}') ready (${a.origin})`));
+      }),
+    );
+  } catch (err) {
+    await Promise.all([...pools.values()].map((p) => p.stop(false)));
+    fs.rmSync(runDir, { recursive: true, force: true });
+    throw err;
+  }
+  if (apps.size === 0) log.warn('*** no app loaded: add --wsgi-file, --module or --mount; every request will be refused ***');
+
+  // modifier1 → pool, honouring N:name binding and remap-modifier.
+  const modifierRoutes: Record<number, string> = {};
+  for (let m = 0; m < 256; m++) {
+    const d = registry.pluginAt(m);
+    if (d && pools.has(d.name)) modifierRoutes[m] = d.name;
+  }
+  const firstPool = [...pools.keys()][0] ?? null;
+  const plan: CoreWorkerPlan = {
+    sockets,
+    pools: [...pools.values()].map((p) => ({ name: p.opts.name, socketPath: p.socketPath, capacity: p.capacity, mountpoints: p.opts.apps.map((a) => a.mountpoint) })),
+    modifierRoutes,
+    defaultPool: firstPool,
+    allowedModifiers: options.has('allowed-modifiers') ? parseModifierList(options.string('allowed-modifiers')!, 'allowed-modifiers') : null,
+    manageScriptName: options.flag('manage-script-name'),
+    noDefaultApp: options.flag('no-default-app'),
+    bufferSize,
+    maxVars: options.int('max-vars', 64),
+    socketTimeout: options.int('socket-timeout', 4),
+    limitPost: options.int('limit-post', 0),
+    keepAliveSeconds: options.int('http-keepalive', 5),
+    listenBacklog: options.int('listen', 100),
+    httpSocketModifier1: options.int('http-socket-modifier1', 0),
+    httpSocketModifier2: options.int('http-socket-modifier2', 0),
+    httpModifier1: registry.isLoaded('http') ? options.int('http-modifier1', 0) : 0,
+    httpModifier2: registry.isLoaded('http') ? options.int('http-modifier2', 0) : 0,
+    harakiri: options.int('harakiri', 0),
+    disableLogging: options.flag('disable-logging'),
+    logFormat: options.string('log-format') ?? null,
+    logMicros: options.flag('log-micros'),
+    workerIndex: 0,
+    workerCount: 1,
+  };
+
+  const masterLink: MasterLink = {
+    harakiri: (poolName, pid, uri, startedAt) => pools.get(poolName)?.harakiri(pid, uri, startedAt),
+  };
+
+  if (master) {
+    const count = options.int('core-workers', 1);
+    coreWorkers = Array.from({ length: count }, (_, i) => new CoreWorkerHandle({ ...plan, workerIndex: i, workerCount: count }, log, masterLink, () => stopping));
+    await Promise.all(coreWorkers.map((cw) => cw.start()));
+  } else {
+    localCore = new CoreWorker(plan, log, masterLink);
+    localCore.start();
+  }
+
+  const pidfile = options.string('pidfile');
+  if (pidfile) {
+    log.info(`writing pidfile to ${pidfile}`);
+    fs.writeFileSync(pidfile, `${process.pid}\n`);
+  }
+
+  process.on('SIGINT', () => void stop(false));
+  process.on('SIGQUIT', () => void stop(false));
+  process.on('SIGTERM', () => void stop(true));
+  process.on('SIGHUP', () => void reload());
+
+  log.info(`*** tsuwsgi is ready: ${sockets.length} socket(s), ${pools.size} app pool(s), pid ${process.pid} ***`);
+  return { done };
+}
+
+/** A core worker child process (with --master): respawned by the master if it dies. */
+class CoreWorkerHandle {
+  private child: ChildProcess | null = null;
+  private readonly plan: CoreWorkerPlan;
+  private readonly log: ServerLog;
+  private readonly master: MasterLink;
+  private readonly isStopping: () => boolean;
+  private exited: Promise<void> = Promise.resolve();
+  private switches = new Map<string, { socketPath: string; capacity: number }>();
+
+  constructor(plan: CoreWorkerPlan, log: ServerLog, master: MasterLink, isStopping: () => boolean) {
+    this.plan = plan;
+    this.log = log;
+    this.master = master;
+    this.isStopping = isStopping;
+  }
+
+  start(): Promise<void> {
+    // Sockets are passed as inherited descriptors after the IPC channel: child fd = 4 + index.
+    const stdio: Array<'ignore' | 'ipc' | number> = ['ignore', this.log.fd, this.log.fd, 'ipc', ...this.plan.sockets.map((s) => s.fd)];
+    const childPlan: CoreWorkerPlan = {
+      ...this.plan,
+      sockets: this.plan.sockets.map((s, i) => ({ ...s, fd: 4 + i })),
+      pools: this.plan.pools.map((p) => ({ ...p, ...this.switches.get(p.name) })),
+    };
+    const child = fork(BIN_ENTRY, [], { stdio, env: { ...process.env, TSUWSGI_ROLE: 'core-worker' } });
+    this.child = child;
+    let resolveExit!: () => void;
+    this.exited = new Promise((r) => (resolveExit = r));
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      child.on('message', (msg: { type: string; pool?: string; pid?: number; uri?: string; startedAt?: number; error?: string }) => {
+        if (msg.type === 'ready') {
+          ready = true;
+          this.log.info(`spawned tsuwsgi core worker ${this.plan.workerIndex + 1} (pid: ${child.pid})`);
+          resolve();
+        } else if (msg.type === 'harakiri') this.master.harakiri(msg.pool!, msg.pid!, msg.uri!, msg.startedAt!);
+        else if (msg.type === 'error') reject(new TsuwsgiError('TSUWSGI_E_CORE_WORKER', `core worker failed to start: ${msg.error}`));
+      });
+      child.on('exit', (code, signal) => {
+        resolveExit();
+        if (!ready) {
+          reject(new TsuwsgiError('TSUWSGI_E_CORE_WORKER', `core worker exited during start-up (${signal ?? code})`));
+          return;
+        }
+        if (this.isStopping()) return;
+        const sigNum = signal ? os.constants.signals[signal] : null;
+        this.log.warn(`DAMN ! core worker ${this.plan.workerIndex + 1} (pid: ${child.pid}) died, ${sigNum ? `killed by signal ${sigNum}` : `exit status ${code}`} :( trying respawn ...`);
+        setTimeout(() => void this.start().catch((e: Error) => this.log.error(e.message)), 100).unref();
+      });
+      child.send({ type: 'plan', plan: childPlan });
+    });
+  }
+
+  send(msg: { type: 'switch'; name: string; socketPath: string; capacity: number }): void {
+    this.switches.set(msg.name, { socketPath: msg.socketPath, capacity: msg.capacity });
+    this.child?.send(msg);
+  }
+
+  async stop(graceful: boolean, mercyMs: number): Promise<void> {
+    this.child?.send({ type: 'stop', graceful, mercyMs });
+    const kill = setTimeout(() => this.child?.kill('SIGKILL'), mercyMs + 1000);
+    await this.exited;
+    clearTimeout(kill);
+  }
+}
+
+/** Entry point of a core worker child process. */
+export function runCoreWorkerChild(log: ServerLog): void {
+  let worker: CoreWorker | null = null;
+  const send = (m: object): void => {
+    process.send?.(m);
+  };
+  process.on('message', (msg: { type: string; plan?: CoreWorkerPlan; name?: string; socketPath?: string; capacity?: number; graceful?: boolean; mercyMs?: number }) => {
+    if (msg.type === 'plan' && msg.plan) {
+      try {
+        worker = new CoreWorker(msg.plan, log, {
+          harakiri: (pool, pid, uri, startedAt) => send({ type: 'harakiri', pool, pid, uri, startedAt }),
+        });
+        worker.start();
+        send({ type: 'ready' });
+      } catch (err) {
+        send({ type: 'error', error: (err as Error).message });
+        process.exit(1);
+      }
+    } else if (msg.type === 'switch' && worker) worker.switchPool(msg.name!, msg.socketPath!, msg.capacity!);
+    else if (msg.type === 'stop' && worker) {
+      void worker.stop(msg.graceful ?? true, msg.mercyMs ?? 60000).then(() => {
+        log.flushSync();
+        process.exit(0);
+      });
+    }
+  });
+  // The master owns signals; a terminal's Ctrl-C reaches the whole group.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
+  process.on('SIGHUP', () => {});
+  process.on('SIGQUIT', () => {});
+  // If the master dies, so do we.
+  process.on('disconnect', () => process.exit(0));
+}

@@ -1,0 +1,87 @@
+/**
+ * The plugin API: the one typed module a plugin (in-tree or third-party) is written against.
+ *
+ * A plugin is a module whose default export is `definePlugin({...})`, the TypeScript
+ * counterpart of uWSGI's `struct uwsgi_plugin`: a name, an optional modifier1, the options
+ * it owns, lifecycle hooks, and — for language plugins — a description of the bridge
+ * (child runtime) that hosts its apps. See docs/plugins.md.
+ */
+import type { OptionSpec } from '../options/spec.ts';
+import type { ResolvedOptions } from '../options/resolved.ts';
+
+/** Bumped when the descriptor shape changes incompatibly; the loader refuses other versions. */
+export const PLUGIN_API_VERSION = 1;
+
+/** One application a language plugin will host, as found in the options. */
+export interface AppSpec {
+  /** The mountpoint / app id ("" for the default app), as uWSGI's `--mount` and UWSGI_APPID use it. */
+  mountpoint: string;
+  /** What to load, in the plugin's own terms; passed to the bridge unchanged. */
+  load: { kind: string; target: string; [extra: string]: string };
+  /** Where the app came from, for error messages ("--wsgi-file hello.py"). */
+  origin: string;
+}
+
+/** How to start one bridge process of a language plugin. */
+export interface BridgeCommand {
+  /** Executable (an interpreter: python3, perl, ruby…) resolved through PATH when not absolute. */
+  file: string;
+  args: string[];
+  /** Extra environment for the bridge (merged over the core's environment). */
+  env?: Record<string, string>;
+}
+
+/** A language plugin's bridge: apps run in child runtimes spoken to over the uwsgi protocol. */
+export interface BridgeDescriptor {
+  /** Which apps the options ask this plugin to host (empty: the plugin hosts nothing). */
+  apps(options: ResolvedOptions): AppSpec[];
+  /**
+   * Claim an app path given to `--mount /x=PATH` or as a bare argument (uWSGI's "magic"):
+   * return the load spec when PATH looks like one of this plugin's apps, else null.
+   */
+  claimMount?(path: string): AppSpec['load'] | null;
+  /** The command that runs one bridge process. */
+  command(options: ResolvedOptions): BridgeCommand;
+  /**
+   * Plugin settings handed to every bridge as `config.plugin` (docs/bridge-protocol.md §1);
+   * the core adds `catchExceptions`.
+   */
+  settings?(options: ResolvedOptions): Record<string, unknown>;
+  /** Human name of the runtime for logs ("Python", "Perl"). */
+  runtime: string;
+}
+
+/** Context handed to lifecycle hooks. */
+export interface PluginContext {
+  readonly options: ResolvedOptions;
+  /** Server message log (plain uWSGI-style lines). */
+  log(message: string): void;
+}
+
+export interface PluginDescriptor {
+  /** Unique name, as uWSGI names the plugin ("python", "psgi", "http", "router_redirect"). */
+  readonly name: string;
+  /** Must equal PLUGIN_API_VERSION of the core that loads it. */
+  readonly apiVersion: number;
+  readonly version?: string;
+  /** One line for `--help` and the options reference. */
+  readonly description: string;
+  /** Other plugins that must be loaded first (by name). */
+  readonly requires?: readonly string[];
+  /** The request modifier this plugin answers (0 python, 5 psgi, 7 rack, …). */
+  readonly modifier1?: number;
+  /** Options this plugin owns. */
+  readonly options?: readonly OptionSpec[];
+  /** Language plugins: the bridge that runs their apps. */
+  readonly bridge?: BridgeDescriptor;
+  /** Called once the option list is final, before sockets are bound. May throw to refuse the config. */
+  init?(ctx: PluginContext): void | Promise<void>;
+}
+
+/**
+ * Declare a plugin. Returns the descriptor unchanged; the function exists for type inference
+ * and so every plugin reads the same way (fastify's `fp()`, vite's `defineConfig()`).
+ */
+export function definePlugin<const D extends PluginDescriptor>(descriptor: D): D {
+  return descriptor;
+}

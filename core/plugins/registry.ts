@@ -1,0 +1,156 @@
+/**
+ * The plugin registry: which plugins are loaded, which options exist and who owns them,
+ * and the modifier1 table (uWSGI's `p[256]`).
+ */
+import { PluginError } from '../errors.ts';
+import type { OptionLookup } from '../options/lookup.ts';
+import type { OptionSpec, RegisteredOption } from '../options/spec.ts';
+import { PLUGIN_API_VERSION, type PluginDescriptor } from './api.ts';
+
+export interface PluginSource {
+  /** Every plugin this build can load, by name (in-tree, embedded or loadable). */
+  available: ReadonlyMap<string, PluginDescriptor>;
+  /** Names loaded at start without being asked for (the build profile's embedded plugins). */
+  embedded: readonly string[];
+}
+
+export class PluginRegistry implements OptionLookup {
+  private readonly source: PluginSource;
+  private readonly loaded = new Map<string, PluginDescriptor>();
+  private readonly order: PluginDescriptor[] = [];
+  private readonly options = new Map<string, RegisteredOption>();
+  private readonly shorts = new Map<string, RegisteredOption>();
+  /** Options of available-but-not-loaded plugins, for "provided by plugin X" errors. */
+  private readonly unloadedOptions = new Map<string, RegisteredOption>();
+  /** modifier1 → plugin; `N:name` and `remap-modifier` write here. */
+  private readonly modifiers: Array<PluginDescriptor | undefined> = new Array(256);
+
+  constructor(coreOptions: readonly OptionSpec[], source: PluginSource) {
+    this.source = source;
+    for (const spec of coreOptions) this.addOption(spec, 'core');
+    for (const name of source.embedded) this.load(name, 'embedded');
+    this.refreshUnloaded();
+  }
+
+  private addOption(spec: OptionSpec, owner: string): void {
+    const reg: RegisteredOption = { spec, owner };
+    for (const n of [spec.name, ...(spec.aliases ?? [])]) {
+      const prev = this.options.get(n);
+      if (prev && prev.owner !== owner) {
+        throw new PluginError(`option "${n}" of plugin "${owner}" is already defined by "${prev.owner}"`);
+      }
+      this.options.set(n, reg);
+    }
+    if (spec.short) this.shorts.set(spec.short, reg);
+  }
+
+  private refreshUnloaded(): void {
+    this.unloadedOptions.clear();
+    for (const [name, d] of this.source.available) {
+      if (this.loaded.has(name)) continue;
+      for (const spec of d.options ?? []) {
+        for (const n of [spec.name, ...(spec.aliases ?? [])]) {
+          if (!this.options.has(n)) this.unloadedOptions.set(n, { spec, owner: name });
+        }
+      }
+    }
+  }
+
+  /**
+   * Load one plugin by name (idempotent, as uWSGI skips an already loaded plugin).
+   * `N:name` binds it to modifier1 N instead of its own.
+   */
+  load(spec: string, origin: string): PluginDescriptor {
+    let name = spec.trim();
+    let modifier: number | undefined;
+    const m = /^(\d+):(.+)$/.exec(name);
+    if (m) {
+      modifier = Number(m[1]);
+      name = m[2]!.trim();
+      if (modifier > 255) throw new PluginError(`invalid modifier in "${spec}" (${origin}): modifier1 is 0..255`);
+    }
+    // uWSGI accepts "python3" for the python plugin and "xxx_plugin" file names.
+    name = name.replace(/_plugin(\.\w+)?$/, '');
+    const d = this.source.available.get(name) ?? (name === 'python3' ? this.source.available.get('python') : undefined);
+    if (!d) {
+      const known = [...this.source.available.keys()].sort().join(', ');
+      throw new PluginError(`plugin "${name}" (${origin}) is not available in this build; available plugins: ${known}`);
+    }
+    if (!this.loaded.has(d.name)) {
+      if (d.apiVersion !== PLUGIN_API_VERSION) {
+        throw new PluginError(`plugin "${d.name}" was built for plugin API ${d.apiVersion}, this core speaks ${PLUGIN_API_VERSION}: rebuild the plugin`);
+      }
+      for (const req of d.requires ?? []) this.load(req, `required by plugin "${d.name}"`);
+      this.loaded.set(d.name, d);
+      this.order.push(d);
+      for (const opt of d.options ?? []) this.addOption(opt, d.name);
+      if (d.modifier1 !== undefined && this.modifiers[d.modifier1] === undefined) this.modifiers[d.modifier1] = d;
+      this.refreshUnloaded();
+    }
+    if (modifier !== undefined) this.modifiers[modifier] = d;
+    return d;
+  }
+
+  // --- OptionLookup ---------------------------------------------------------------------
+
+  lookup(name: string): RegisteredOption | undefined {
+    return this.options.get(name);
+  }
+
+  lookupShort(letter: string): RegisteredOption | undefined {
+    return this.shorts.get(letter);
+  }
+
+  lookupUnloaded(name: string): RegisteredOption | undefined {
+    return this.unloadedOptions.get(name);
+  }
+
+  allNames(): string[] {
+    return [...this.options.keys(), ...this.unloadedOptions.keys()];
+  }
+
+  loadPlugins(value: string, origin: string): void {
+    for (const part of value.split(',')) {
+      if (part.trim()) this.load(part, origin);
+    }
+  }
+
+  // --- dispatch ----------------------------------------------------------------------------
+
+  /** Plugins in load order. */
+  plugins(): readonly PluginDescriptor[] {
+    return this.order;
+  }
+
+  pluginAt(modifier1: number): PluginDescriptor | undefined {
+    return this.modifiers[modifier1];
+  }
+
+  /** `remap-modifier FROM:TO`: requests arriving with TO are served by the plugin at FROM. */
+  remap(from: number, to: number): void {
+    const d = this.modifiers[from];
+    if (!d) throw new PluginError(`remap-modifier ${from}:${to}: no plugin is registered at modifier ${from}`);
+    this.modifiers[to] = d;
+  }
+
+  /** Every option spec with its owner, loaded or not (docs, --help). */
+  allOptions(): RegisteredOption[] {
+    const seen = new Set<OptionSpec>();
+    const out: RegisteredOption[] = [];
+    for (const r of [...this.options.values(), ...this.unloadedOptions.values()]) {
+      if (!seen.has(r.spec)) {
+        seen.add(r.spec);
+        out.push(r);
+      }
+    }
+    return out;
+  }
+
+  availableNames(): string[] {
+    return [...this.source.available.keys()];
+  }
+
+  isLoaded(name: string): boolean {
+    return this.loaded.has(name);
+  }
+}

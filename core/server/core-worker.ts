@@ -1,0 +1,171 @@
+/**
+ * The core worker role: serve every client socket, run the request pipeline, hold the
+ * connections to the app pools, enforce harakiri. Runs inside the only process (no
+ * --master) or in a child of the master (see core/master/master.ts).
+ */
+import type http from 'node:http';
+import type net from 'node:net';
+import { PoolClient } from '../bridge/pool-client.ts';
+import type { ServerLog } from '../logging/server-log.ts';
+import { compileLogFormat } from '../logging/request-log.ts';
+import { startHttpFrontend } from './http-frontend.ts';
+import { defaultLineFormatter, RequestPipeline, type AppRoute } from './pipeline.ts';
+import type { BoundSocket } from './sockets.ts';
+import { startUwsgiFrontend } from './uwsgi-frontend.ts';
+
+/** What a core worker needs to know; serialisable so the master can send it to a child. */
+export interface CoreWorkerPlan {
+  sockets: BoundSocket[];
+  pools: Array<{ name: string; socketPath: string; capacity: number; mountpoints: string[] }>;
+  /** modifier1 → pool name (after N:name and remap-modifier). */
+  modifierRoutes: Record<number, string>;
+  /** Pool for modifier1 0 when no python app is loaded. */
+  defaultPool: string | null;
+  allowedModifiers: number[] | null;
+  manageScriptName: boolean;
+  noDefaultApp: boolean;
+  bufferSize: number;
+  maxVars: number;
+  socketTimeout: number;
+  limitPost: number;
+  keepAliveSeconds: number;
+  listenBacklog: number;
+  httpSocketModifier1: number;
+  httpSocketModifier2: number;
+  httpModifier1: number;
+  httpModifier2: number;
+  harakiri: number;
+  disableLogging: boolean;
+  logFormat: string | null;
+  logMicros: boolean;
+  /** This worker's index and the number of core workers (pool capacity is shared). */
+  workerIndex: number;
+  workerCount: number;
+}
+
+/** Calls from the core role into the master role. */
+export interface MasterLink {
+  harakiri(pool: string, pid: number, uri: string, startedAt: number): void;
+}
+
+/** This worker's share of a pool's bridge threads, so all core workers together never exceed it. */
+export function capacityShare(total: number, index: number, count: number): number {
+  return Math.floor(total / count) + (index < total % count ? 1 : 0);
+}
+
+export class CoreWorker {
+  private readonly plan: CoreWorkerPlan;
+  private readonly log: ServerLog;
+  private readonly master: MasterLink;
+  private readonly clients = new Map<string, PoolClient>();
+  private readonly servers: Array<http.Server | net.Server> = [];
+  private harakiriTimer: NodeJS.Timeout | null = null;
+
+  constructor(plan: CoreWorkerPlan, log: ServerLog, master: MasterLink) {
+    this.plan = plan;
+    this.log = log;
+    this.master = master;
+  }
+
+  start(): void {
+    const p = this.plan;
+    const routeByPool = new Map<string, AppRoute>();
+    for (const pool of p.pools) {
+      const client = new PoolClient(pool.socketPath, capacityShare(pool.capacity, p.workerIndex, p.workerCount));
+      this.clients.set(pool.name, client);
+      routeByPool.set(pool.name, { plugin: pool.name, client, mountpoints: pool.mountpoints });
+    }
+    const routes: Array<AppRoute | undefined> = new Array(256);
+    for (const [mod, name] of Object.entries(p.modifierRoutes)) routes[Number(mod)] = routeByPool.get(name);
+    const formatLine = p.disableLogging ? null : p.logFormat ? compileLogFormat(p.logFormat) : defaultLineFormatter(p.logMicros);
+    const pipeline = new RequestPipeline({
+      routes,
+      defaultRoute: p.defaultPool ? routeByPool.get(p.defaultPool) : undefined,
+      allowedModifiers: p.allowedModifiers ? new Set(p.allowedModifiers) : null,
+      manageScriptName: p.manageScriptName,
+      noDefaultApp: p.noDefaultApp,
+      log: this.log,
+      formatLine,
+      logMicros: p.logMicros,
+    });
+
+    for (const s of p.sockets) {
+      if (s.protocol === 'http') {
+        const isRouter = s.option === 'http';
+        this.servers.push(
+          startHttpFrontend({
+            fd: s.fd,
+            backlog: p.listenBacklog,
+            bufferSize: p.bufferSize,
+            modifier1: isRouter ? p.httpModifier1 : p.httpSocketModifier1,
+            modifier2: isRouter ? p.httpModifier2 : p.httpSocketModifier2,
+            limitPost: p.limitPost,
+            keepAliveSeconds: p.keepAliveSeconds,
+            pipeline,
+            log: this.log,
+          }),
+        );
+      } else {
+        this.servers.push(
+          startUwsgiFrontend({
+            fd: s.fd,
+            backlog: p.listenBacklog,
+            bufferSize: p.bufferSize,
+            maxVars: p.maxVars,
+            socketTimeout: p.socketTimeout,
+            limitPost: p.limitPost,
+            pipeline,
+            log: this.log,
+          }),
+        );
+      }
+    }
+    if (p.harakiri > 0) {
+      // uWSGI's master checks every second (check-interval); so do we.
+      this.harakiriTimer = setInterval(() => this.checkHarakiri(), 1000);
+      this.harakiriTimer.unref();
+    }
+  }
+
+  private checkHarakiri(): void {
+    const limit = this.plan.harakiri * 1000;
+    const now = Date.now();
+    for (const [name, client] of this.clients) {
+      for (const conn of client.inFlight()) {
+        const ex = conn.exchange!;
+        if (now - ex.startedAt < limit) continue;
+        // The client gets 504 now; the master dumps the bridge's stack and replaces it.
+        conn.retire = true;
+        conn.failExchange(504, 'Gateway Timeout');
+        conn.socket.destroy();
+        this.master.harakiri(name, ex.bridge.pid, ex.uri, ex.startedAt);
+      }
+    }
+  }
+
+  /** A pool moved to a new generation (graceful reload). */
+  switchPool(name: string, socketPath: string, capacity: number): void {
+    this.clients.get(name)?.switchTo(socketPath, capacityShare(capacity, this.plan.workerIndex, this.plan.workerCount));
+  }
+
+  /** Stop accepting; with `graceful`, wait for requests in flight (bounded by `mercyMs`). */
+  async stop(graceful: boolean, mercyMs: number): Promise<void> {
+    if (this.harakiriTimer) clearInterval(this.harakiriTimer);
+    for (const s of this.servers) {
+      s.close();
+      const maybeHttp = s as http.Server;
+      if (typeof maybeHttp.closeIdleConnections === 'function') maybeHttp.closeIdleConnections();
+    }
+    if (graceful) {
+      const deadline = Date.now() + mercyMs;
+      while (Date.now() < deadline && [...this.clients.values()].some((c) => c.busy.size > 0 || c.waiting > 0)) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    for (const c of this.clients.values()) c.close();
+    for (const s of this.servers) {
+      const maybeHttp = s as http.Server;
+      if (typeof maybeHttp.closeAllConnections === 'function') maybeHttp.closeAllConnections();
+    }
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * uwsgi protocol front end for `--socket` (what nginx `uwsgi_pass` speaks): one request per
+ * connection, vars block checked against --buffer-size and --max-vars with uWSGI's own log
+ * lines, the body streamed after it, the raw HTTP response written back, then close.
+ */
+import net from 'node:net';
+import type { BodySource, ResponseSink } from '../bridge/pool-client.ts';
+import type { ResponseHead } from '../protocol/http-response-parser.ts';
+import { decodeHeader, decodeVars, describeVarsError, getVar, isVarsError, UWSGI_HEADER_SIZE } from '../protocol/uwsgi-packet.ts';
+import type { ServerLog } from '../logging/server-log.ts';
+import type { RequestPipeline } from './pipeline.ts';
+
+export interface UwsgiFrontendOptions {
+  fd: number;
+  backlog: number;
+  bufferSize: number;
+  maxVars: number;
+  /** Seconds to receive the whole header block. */
+  socketTimeout: number;
+  limitPost: number;
+  pipeline: RequestPipeline;
+  log: ServerLog;
+}
+
+const REASONS: Record<number, string> = { 404: 'Not Found', 431: 'Request Header Fields Too Large', 499: 'Client Closed Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+
+export function startUwsgiFrontend(o: UwsgiFrontendOptions): net.Server {
+  const server = net.createServer({ noDelay: true }, (socket) => onConnection(o, socket));
+  server.listen({ fd: o.fd, backlog: o.backlog });
+  return server;
+}
+
+function onConnection(o: UwsgiFrontendOptions, socket: net.Socket): void {
+  const startedAt = Date.now();
+  let buf: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => {
+    o.log.warn(`uwsgi client ${socket.remoteAddress ?? 'unix'} did not send a complete request within ${o.socketTimeout} seconds (--socket-timeout): closed`);
+    socket.destroy();
+  }, o.socketTimeout * 1000);
+  socket.on('error', () => socket.destroy());
+  socket.on('close', () => clearTimeout(timer));
+
+  const onHeaderData = (d: Buffer): void => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    if (buf.length < UWSGI_HEADER_SIZE) return;
+    const h = decodeHeader(buf);
+    if (h.datasize > o.bufferSize) {
+      // uWSGI's message; 21573 here means an HTTP client hit a uwsgi socket ("GET " parsed as a header).
+      const hint = h.datasize === 21573 ? ' (an HTTP client is talking to a uwsgi socket: use --http-socket for browsers)' : ' (raise --buffer-size to accept it)';
+      o.log.warn(`invalid request block size: ${h.datasize} (max ${o.bufferSize})...skip${hint}`);
+      clearTimeout(timer);
+      socket.destroy();
+      return;
+    }
+    if (buf.length < UWSGI_HEADER_SIZE + h.datasize) return;
+    socket.off('data', onHeaderData);
+    clearTimeout(timer);
+    const vars = decodeVars(buf.subarray(UWSGI_HEADER_SIZE, UWSGI_HEADER_SIZE + h.datasize), o.maxVars * 2);
+    if (isVarsError(vars)) {
+      o.log.warn(describeVarsError(vars));
+      socket.destroy();
+      return;
+    }
+    const rest = buf.subarray(UWSGI_HEADER_SIZE + h.datasize);
+    const clText = getVar(vars, 'CONTENT_LENGTH') ?? '';
+    const contentLength = clText === '' ? 0 : Number(clText);
+    if (!Number.isSafeInteger(contentLength) || contentLength < 0) {
+      o.log.warn(`invalid CONTENT_LENGTH "${clText}". skip.`);
+      socket.destroy();
+      return;
+    }
+    if (o.limitPost > 0 && contentLength > o.limitPost) {
+      o.log.warn('Invalid (too big) CONTENT_LENGTH. skip.');
+      socket.destroy();
+      return;
+    }
+    const method = getVar(vars, 'REQUEST_METHOD') ?? '';
+    const handled = o.pipeline.handle(
+      {
+        modifier1: h.modifier1,
+        modifier2: h.modifier2,
+        vars,
+        method,
+        uri: getVar(vars, 'REQUEST_URI') ?? getVar(vars, 'PATH_INFO') ?? '',
+        // uWSGI copies the status line protocol from SERVER_PROTOCOL, HTTP/1.0 when absent.
+        protocol: getVar(vars, 'SERVER_PROTOCOL') || 'HTTP/1.0',
+        remoteAddr: getVar(vars, 'REMOTE_ADDR') ?? '',
+        contentLength,
+        body: contentLength > 0 ? socketBody(socket, rest, contentLength) : null,
+        startedAt,
+      },
+      rawSink(socket, getVar(vars, 'SERVER_PROTOCOL') || 'HTTP/1.0'),
+    );
+    if (!handled) socket.destroy();
+  };
+  socket.on('data', onHeaderData);
+}
+
+/** The body: bytes already read after the vars, then the rest of the stream up to CONTENT_LENGTH. */
+function socketBody(socket: net.Socket, first: Buffer, length: number): BodySource {
+  return {
+    pipe(write, waitDrain, done) {
+      let left = length;
+      const push = (d: Buffer): void => {
+        if (left <= 0) return;
+        const part = d.length > left ? d.subarray(0, left) : d;
+        left -= part.length;
+        if (!write(part)) {
+          socket.pause();
+          waitDrain(() => socket.resume());
+        }
+        if (left === 0) {
+          socket.off('data', push);
+          done();
+        }
+      };
+      if (first.length) push(first);
+      if (left > 0) socket.on('data', push);
+    },
+  };
+}
+
+/** Write the response as raw HTTP (the uwsgi protocol's modifier1 72 reply), then close. */
+function rawSink(socket: net.Socket, protocol: string): ResponseSink {
+  let abort: (() => void) | null = null;
+  let headSent = false;
+  socket.on('close', () => abort?.());
+  return {
+    head(h: ResponseHead) {
+      headSent = true;
+      let text = `${protocol} ${h.statusCode} ${h.reason}\r\n`;
+      for (let i = 0; i < h.headers.length; i += 2) text += `${h.headers[i]}: ${h.headers[i + 1]}\r\n`;
+      socket.write(text + '\r\n', 'latin1');
+    },
+    body(chunk) {
+      return socket.write(chunk);
+    },
+    onDrain(cb) {
+      socket.once('drain', cb);
+    },
+    end() {
+      abort = null;
+      socket.end();
+    },
+    fail(status, reason) {
+      abort = null;
+      if (socket.destroyed) return;
+      if (headSent) {
+        socket.destroy();
+        return;
+      }
+      const body = reason || REASONS[status] || 'Error';
+      socket.end(`${protocol} ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    },
+    bindAbort(fn) {
+      abort = fn;
+    },
+  };
+}
