@@ -7,7 +7,8 @@ The core starts one such process per pool slot as ``python3 bridge.py`` with:
 The full contract is docs/bridge-protocol.md; section numbers below (§2, §3.1...) refer to it.
 
 Shape of the process:
-    main thread      loads the apps, starts the workers, then reads the control channel.
+    control thread   reads the control channel from the start (stop, stack dump, EOF = exit).
+    main thread      loads the apps, starts the workers, says "ready", then just waits.
     N worker threads each accepts a connection, serves it (one request, or many once the
                      core sent the *hello* packet), then accepts again.
 
@@ -59,9 +60,18 @@ def log(message):
         pass
 
 
+def format_exception(exc):
+    """The traceback as the app author wants it: starting at their code, not at the bridge's
+    frame that called it (frames of the bridge *below* the app, e.g. start_response, stay)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return ''.join(traceback.format_exception(type(exc), exc, tb))
+
+
 def log_exception(exc):
     """Print a traceback in one write, so tracebacks from parallel threads do not interleave."""
-    log(''.join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip('\n'))
+    log(format_exception(exc).rstrip('\n'))
 
 
 def hard_exit(status):
@@ -102,9 +112,6 @@ class Connection:
         self.sock = sock
         self.pos = self.end = 0
 
-    def buffered(self):
-        return self.end - self.pos
-
     def compact(self):
         """Move the unread bytes to the front, making the rest of the buffer free."""
         pos, end = self.pos, self.end
@@ -134,8 +141,12 @@ def parse_vars(conn, start, size, env):
     text = raw.decode('latin-1')
     pos = 0
     while pos < size:
-        key = text[pos + 2:(pos := pos + 2 + (raw[pos] | raw[pos + 1] << 8))]
-        env[key] = text[pos + 2:(pos := pos + 2 + (raw[pos] | raw[pos + 1] << 8))]
+        first = pos + 2
+        pos = first + raw[pos] + (raw[pos + 1] << 8)
+        key = text[first:pos]
+        first = pos + 2
+        pos = first + raw[pos] + (raw[pos + 1] << 8)
+        env[key] = text[first:pos]
     if pos != size:
         raise ValueError('malformed uwsgi vars block')
 
@@ -381,7 +392,8 @@ class Response:
     def write(self, data):
         """Send one body chunk (the PEP 3333 write() callable; also used for iterables)."""
         if not isinstance(data, bytes):
-            raise TypeError('response body must be bytes, not %s' % type(data).__name__)
+            raise TypeError('response body chunks must be bytes, not %s (encode text before '
+                            'returning it)' % type(data).__name__)
         if self.headers_sent:
             if data and self.mode:
                 self._send_body(data)
@@ -793,7 +805,7 @@ class Worker(threading.Thread):
         if response.headers_sent:
             return False  # the response is truncated; closing tells the core so (§3.3)
         if self.bridge.catch_exceptions:
-            body = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            body = format_exception(exc)
         else:
             body = 'Internal Server Error'
         try:
@@ -824,8 +836,13 @@ def strip_script_name(environ):
 
 def log_disconnect(environ, exc):
     """A client going away is normal life for a server: one line, no traceback."""
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    log('client disconnected (%s) during %s %s (%s)' % (
+    if isinstance(exc, ClientDisconnected):
+        reason = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = 'client disconnected: ' + exc.strerror
+    else:
+        reason = 'client disconnected: %s' % (exc,)
+    log('%s, during %s %s (%s)' % (
         reason, environ.get('REQUEST_METHOD', '-'), environ.get('REQUEST_URI')
         or environ.get('PATH_INFO', '-'), environ.get('REMOTE_ADDR', '-')))
 
@@ -1012,7 +1029,10 @@ class Bridge:
         return True
 
     def control_loop(self):
-        """Main thread: read commands until EOF, which means the core died (exit at once)."""
+        """Read commands until EOF, which means the core died: exit at once (§1).
+
+        Runs in its own thread from the very start, so a core that dies (or asks for a stack
+        dump) while an app takes long to import is still obeyed."""
         pending = b''
         while True:
             try:
@@ -1049,8 +1069,8 @@ class Bridge:
             log('python bridge: unknown control command %r' % (name,))
 
     def start_graceful_stop(self):
-        # In its own thread so the main thread keeps reading the control channel: a
-        # non-graceful stop or EOF must still end us while requests drain.
+        # In its own thread so the control thread keeps reading: a non-graceful stop or EOF
+        # must still end us while requests drain.
         if self.stop_thread is None:
             self.stop_thread = threading.Thread(target=self.graceful_stop, name='tsuwsgi-stop',
                                                 daemon=True)
@@ -1235,6 +1255,7 @@ def main():
 
     config = json.loads(os.environ.get('TSUWSGI_BRIDGE_CONFIG') or '{}')
     bridge = Bridge(config)
+    threading.Thread(target=bridge.control_loop, name='tsuwsgi-control', daemon=True).start()
     setup_python(config.get('plugin') or {})
     uwsgi_module = install_uwsgi_module()
     uwsgi_module._setup(bridge, config)
@@ -1252,7 +1273,9 @@ def main():
 
     run_hook(uwsgi_module, 'post_fork_hook')
     bridge.start()
-    bridge.control_loop()
+    # Nothing left for the main thread: the workers serve, the control thread decides when
+    # the process ends (every exit goes through os._exit).
+    threading.Event().wait()
 
 
 if __name__ == '__main__':

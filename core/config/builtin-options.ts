@@ -7,6 +7,12 @@
  */
 import type { OptionSpec, RegisteredOption } from '../options/spec.ts';
 
+/**
+ * Key of the entries holding bare command-line arguments that are not config files
+ * (`app.py`, `module:callable`): the core offers them to the plugins' "magic" (§4.2).
+ */
+export const POSITIONAL_KEY = '__positional__';
+
 /** Config files read at the point they appear (§4.11). */
 export const INI_KEYS: ReadonlySet<string> = new Set(['ini']);
 export const INCLUDE_KEYS: ReadonlySet<string> = new Set(['include']);

@@ -43,9 +43,9 @@ export function closestNames(name: string, candidates: Iterable<string>, max = 3
   return scored.slice(0, max).map((s) => s.name);
 }
 
-/** `"--a"`, `"--a" or "--b"`, `"--a", "--b" or "--c"`. */
-function quoteList(names: string[]): string {
-  const quoted = names.map((n) => `"--${n}"`);
+/** `"--a"`, `"--a" or "--b"`, `"--a", "--b" or "--c"` (prefix '' for config-file keys). */
+function quoteList(names: string[], prefix: string): string {
+  const quoted = names.map((n) => `"${prefix}${n}"`);
   if (quoted.length <= 1) return quoted.join('');
   return `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`;
 }
@@ -58,9 +58,9 @@ export function unloadedPluginMessage(name: string, lookup: OptionLookup): strin
 }
 
 /** "did you mean …?" for a name, or undefined when nothing is close. */
-export function didYouMean(name: string, knownNames: Iterable<string>): string | undefined {
+export function didYouMean(name: string, knownNames: Iterable<string>, prefix = '--'): string | undefined {
   const close = closestNames(name, knownNames);
-  return close.length > 0 ? `did you mean ${quoteList(close)}?` : undefined;
+  return close.length > 0 ? `did you mean ${quoteList(close, prefix)}?` : undefined;
 }
 
 /**
@@ -70,11 +70,11 @@ export function didYouMean(name: string, knownNames: Iterable<string>): string |
 export function unknownOptionError(name: string, lookup: OptionLookup, knownNames: Iterable<string>): UnknownOptionError {
   const plugin = unloadedPluginMessage(name, lookup);
   if (plugin) return new UnknownOptionError(plugin);
-  const parts = [`unknown option "--${name}"`];
   const suggestion = didYouMean(name, knownNames);
-  if (suggestion) parts.push(suggestion);
-  parts.push(`to define a placeholder use --set-ph ${name}=VALUE`);
-  return new UnknownOptionError(parts.join('; '));
+  const hint = `to define a placeholder use --set-ph ${name}=VALUE`;
+  return new UnknownOptionError(
+    suggestion ? `unknown option "--${name}": ${suggestion} (${hint})` : `unknown option "--${name}"; ${hint}`,
+  );
 }
 
 /** The error for an unknown single-letter option. */

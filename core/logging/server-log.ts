@@ -42,7 +42,6 @@ export function createServerLog(options: ServerLogOptions = {}): ServerLog {
     {
       base: null,
       timestamp: false,
-      formatters: { level: () => ({}) },
       hooks: {
         streamWrite(record: string): string {
           const msg = (JSON.parse(record) as { msg?: string }).msg ?? '';

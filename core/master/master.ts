@@ -21,6 +21,7 @@ import type { PluginRegistry } from '../plugins/registry.ts';
 import { CoreWorker, type CoreWorkerPlan, type MasterLink } from '../server/core-worker.ts';
 import { bindAddress, parseAddress, type BoundSocket, type SocketProtocol } from '../server/sockets.ts';
 import { UWSGI_COMPAT_VERSION } from '../version.ts';
+import { ctime } from '../logging/request-log.ts';
 import { AppPool } from './app-pool.ts';
 import { dropPrivileges } from './privileges.ts';
 
@@ -80,10 +81,17 @@ function socketRequests(options: ResolvedOptions, registry: PluginRegistry): Soc
   return out;
 }
 
-function bindSockets(requests: SocketRequest[], log: ServerLog): BoundSocket[] {
+function bindSockets(requests: SocketRequest[], chmodSocket: string | undefined, log: ServerLog): BoundSocket[] {
   return requests.map((r, index) => {
     const addr = parseAddress(r.spec);
     const bound = bindAddress(addr, r.spec);
+    if (chmodSocket !== undefined && addr.family === 'unix' && !addr.abstract) {
+      // uWSGI: --chmod-socket without a value means 666.
+      const mode = chmodSocket === '' || chmodSocket === 'true' ? 0o666 : Number.parseInt(chmodSocket, 8);
+      if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw new InvalidOptionError(`--chmod-socket ${chmodSocket}: use an octal mode such as 660`);
+      fs.chmodSync(addr.path, mode);
+      log.info(`chmod() socket to ${mode.toString(8)} for ${addr.path}`);
+    }
     const auto = addr.family === 'tcp' && addr.port === 0 ? ' (port auto-assigned)' : '';
     if (r.option === 'http') log.info(`uWSGI http bound on ${bound.name} fd ${bound.fd}${auto}`);
     else log.info(`uwsgi socket ${index} bound to ${bound.family === 'unix' ? 'UNIX' : 'TCP'} address ${bound.name} fd ${bound.fd}${auto}`);
@@ -105,7 +113,7 @@ export interface RunResult {
 }
 
 export async function runServer(options: ResolvedOptions, registry: PluginRegistry, log: ServerLog): Promise<RunResult> {
-  log.info(`*** Starting uWSGI ${UWSGI_COMPAT_VERSION} (64bit) on [${new Date().toString().slice(0, 24)}] ***`);
+  log.info(`*** Starting uWSGI ${UWSGI_COMPAT_VERSION} (64bit) on [${ctime(Date.now())}] ***`);
   const chdir = options.string('chdir');
   if (chdir) {
     try {
@@ -140,7 +148,7 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
   if (requests.length === 0) {
     throw new ConfigError('no socket to serve: add --http-socket ADDR (HTTP), --socket ADDR (uwsgi, for nginx uwsgi_pass) or --http ADDR');
   }
-  const sockets = bindSockets(requests, log);
+  const sockets = bindSockets(requests, options.has('chmod-socket') ? options.string('chmod-socket') : undefined, log);
 
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsuwsgi-'));
   dropPrivileges(options, runDir, log);
