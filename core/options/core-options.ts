@@ -3,9 +3,10 @@
  * uWSGI's (spec/core.md Appendix A); `accepted` marks options kept for compatibility whose
  * behaviour tsuwsgi always has (documented in docs/options.md).
  */
+import { LOADER_OPTION_SPECS } from '../config/builtin-options.ts';
 import type { OptionSpec } from './spec.ts';
 
-export const CORE_OPTIONS: readonly OptionSpec[] = [
+const SERVER_OPTIONS: readonly OptionSpec[] = [
   // --- sockets and protocols -------------------------------------------------------------
   { name: 'socket', aliases: ['uwsgi-socket'], short: 's', argument: 'required', kind: 'address', multiple: true, metavar: 'ADDR', help: 'bind to the specified socket with the default protocol (uwsgi unless --protocol says otherwise)' },
   { name: 'http-socket', argument: 'required', kind: 'address', multiple: true, metavar: 'ADDR', help: 'bind to the specified address and speak HTTP/1.1 (keep-alive, pipelining, chunked) directly' },
@@ -75,4 +76,14 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   { name: 'disable-logging', short: 'L', argument: 'none', kind: 'flag', help: 'do not log requests' },
   { name: 'log-micros', argument: 'none', kind: 'flag', help: 'report response times in microseconds' },
   { name: 'log-date', aliases: ['logdate'], argument: 'optional', kind: 'string', help: 'prefix server messages with the date' },
+];
+
+/**
+ * The core's options: the server's own, plus the ones the config loader executes while
+ * parsing (config logic, set-ph, declare-option…), so all of them appear in --help and
+ * docs/options.md and are owned by "core" in the registry.
+ */
+export const CORE_OPTIONS: readonly OptionSpec[] = [
+  ...SERVER_OPTIONS,
+  ...LOADER_OPTION_SPECS.filter((spec) => !SERVER_OPTIONS.some((own) => own.name === spec.name)),
 ];

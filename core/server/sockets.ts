@@ -143,8 +143,9 @@ export function bindAddress(addr: ParsedAddress, spec: string): { fd: number; na
   const out: { address?: string; port?: number } = {};
   h.getsockname(out);
   heldHandles.push(h);
-  const host = addr.ipv6 ? `[${addr.host}]` : addr.host;
-  return { fd: h.fd, name: `${host}:${out.port ?? addr.port}`, family: 'tcp' };
+  // Logged as written (":9090" stays ":9090", as uWSGI prints it), with the real port.
+  const shownHost = spec.trim().slice(0, spec.trim().lastIndexOf(':'));
+  return { fd: h.fd, name: `${shownHost}:${out.port ?? addr.port}`, family: 'tcp' };
 }
 
 /** Bind a private unix socket for an app pool. */
