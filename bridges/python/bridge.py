@@ -414,26 +414,26 @@ class Response:
             raise RuntimeError('the application did not call start_response()')
         code = self.code
         extra = b''
-        no_body = self.is_head or code < 200 or code == 204 or code == 304
         if code < 200 or code == 204 or code == 304:
-            mode = MODE_NONE
+            mode = MODE_NONE  # never a body, so no framing header either
         elif self.content_length is not None:
-            mode = MODE_NONE if no_body else MODE_LENGTH
+            mode = MODE_LENGTH
             self.remaining = self.content_length
         elif self.app_framed:
-            # The app set Transfer-Encoding itself: it is responsible for the framing.
-            mode = MODE_NONE if no_body else MODE_RAW
+            mode = MODE_RAW  # the app set Transfer-Encoding itself: its framing, not ours
         elif known_length is not None:
             extra = b'\r\nContent-Length: %d' % known_length
-            mode = MODE_NONE if no_body else MODE_LENGTH
+            mode = MODE_LENGTH
             self.remaining = known_length
-        elif no_body:
-            mode = MODE_NONE
+        elif self.is_head:
+            mode = MODE_NONE  # unknown length, and no body to frame anyway
         elif self.persistent:
             extra = b'\r\nTransfer-Encoding: chunked'
             mode = MODE_CHUNKED
         else:
             mode = MODE_RAW  # plain uwsgi: closing the connection ends the body
+        if self.is_head:
+            mode = MODE_NONE  # HEAD gets the headers a GET would get, and no body bytes
         self.mode = mode
         self.headers_sent = True
         head = self.head + extra + b'\r\n\r\n'
@@ -535,23 +535,22 @@ class Response:
     def _sendfile(self, fd, offset, count, blksize):
         out = self.sock.fileno()
         sent = 0
-        try:
-            while sent < count:
-                try:
-                    n = os.sendfile(out, fd, offset + sent, count - sent)
-                except OSError as exc:
-                    # No sendfile() for this pair of descriptors: copy through userspace.
-                    if sent == 0 and exc.errno in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP,
-                                                   errno.EOPNOTSUPP):
-                        self._copy_file(fd, offset, count, blksize)
-                        return
-                    raise
-                if n == 0:
-                    break  # the file shrank under us
-                sent += n
-        except OSError:
-            self.disconnected = True
-            raise
+        while sent < count:
+            try:
+                n = os.sendfile(out, fd, offset + sent, count - sent)
+            except ConnectionError:
+                self.disconnected = True
+                raise
+            except OSError as exc:
+                # No sendfile() for this pair of descriptors: copy through userspace.
+                if sent == 0 and exc.errno in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP,
+                                               errno.EOPNOTSUPP):
+                    self._copy_file(fd, offset, count, blksize)
+                    return
+                raise
+            if n == 0:
+                break  # the file shrank under us
+            sent += n
         if sent < count and self.mode == MODE_LENGTH:
             self.remaining += count - sent  # finish() will see the missing bytes and close
 

@@ -8,8 +8,9 @@ import type { PluginDescriptor } from './api.ts';
 import type { PluginSource } from './registry.ts';
 import python from '../../plugins/python/index.ts';
 import http from '../../plugins/http/index.ts';
+import dummy from '../../plugins/dummy/index.ts';
 
-const ALL: PluginDescriptor[] = [python, http];
+const ALL: PluginDescriptor[] = [python, http, dummy];
 
 export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http'];
 
