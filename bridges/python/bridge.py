@@ -49,6 +49,10 @@ MODE_CHUNKED = 3   # we added Transfer-Encoding: chunked and encode every chunk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# Linux's accept() returns a blocking socket even from a non-blocking listener; BSDs and
+# macOS copy O_NONBLOCK over, and our connections must be blocking.
+ACCEPTED_SOCKETS_INHERIT_NONBLOCKING = not sys.platform.startswith('linux')
+
 
 def log(message):
     """One line in the server log (fd 2)."""
@@ -605,25 +609,19 @@ class Worker(threading.Thread):
     def accept(self):
         """Wait for a connection; None once the bridge is stopping.
 
-        select() on the listening socket *and* the wake-up pipe, so a graceful stop can wake
-        every waiting thread; the accept itself is non-blocking because another thread (or
-        another bridge process) may have taken the connection first.
+        The listening socket is non-blocking: another thread (or another bridge process of
+        the pool) may take a connection first, and a thread must never sleep inside accept()
+        where a graceful stop could not wake it. So: try accept(), and when nothing is
+        pending, select() on the listening socket *and* the wake-up pipe.
         """
         bridge = self.bridge
         listener = bridge.listener
         waitable = [listener, bridge.wake_read]
         while not bridge.stopping:
             try:
-                ready = select.select(waitable, (), ())[0]
-            except InterruptedError:
-                continue
-            if bridge.stopping:
-                return None
-            if listener not in ready:
-                continue
-            try:
                 sock = listener.accept()[0]
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                select.select(waitable, (), ())
                 continue
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
@@ -631,7 +629,11 @@ class Worker(threading.Thread):
                     bridge.wake_event.wait(0.1)
                     continue
                 raise
-            sock.setblocking(True)
+            if bridge.stopping:
+                sock.close()  # too late: the core stopped sending us work
+                return None
+            if ACCEPTED_SOCKETS_INHERIT_NONBLOCKING or socket.getdefaulttimeout() is not None:
+                sock.setblocking(True)  # also undoes a socket.setdefaulttimeout() by the app
             return sock
         return None
 
@@ -903,7 +905,10 @@ def load_app(load, default_callable, uwsgi_module):
         where = 'file %s' % target
         directory = os.path.dirname(os.path.abspath(target))
         if directory not in sys.path:
-            sys.path.insert(0, directory)  # so the app can import its neighbours
+            # So the app can import its neighbours: after the --pythonpath entries (they
+            # come first, as the user asked), before the working directory ('').
+            where_cwd = sys.path.index('') if '' in sys.path else 0
+            sys.path.insert(where_cwd, directory)
         try:
             module = exec_file_as_module(target)
         except BaseException as exc:
@@ -1251,6 +1256,18 @@ def main():
         sys.stdout.reconfigure(line_buffering=True)  # app print()s reach the log promptly
     except (AttributeError, ValueError):
         pass
+
+    # Check the inherited descriptors before we open any file: a missing fd 4 would otherwise
+    # be reused by our own pipe and we would wait on ourselves instead of on the core.
+    for variable, default, what in (('TSUWSGI_LISTEN_FD', 3, 'pool socket'),
+                                    ('TSUWSGI_CONTROL_FD', 4, 'control channel')):
+        fd = int(os.environ.get(variable) or default)
+        try:
+            os.fstat(fd)
+        except OSError:
+            log('python bridge: fd %d (the %s) is not open; this script is started by '
+                'tsuwsgi (see docs/bridge-protocol.md)' % (fd, what))
+            hard_exit(1)
 
     config = json.loads(os.environ.get('TSUWSGI_BRIDGE_CONFIG') or '{}')
     bridge = Bridge(config)

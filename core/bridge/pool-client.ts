@@ -71,12 +71,13 @@ export class BridgeConnection {
     this.parser = new HttpResponseParser({
       onHead: (head) => this.sink?.head(head),
       onBody: (chunk) => {
-        if (this.sink && !this.sink.body(chunk) && !this.paused) {
+        const sink = this.sink;
+        if (sink && !sink.body(chunk) && !this.paused) {
           this.paused = true;
           this.socket.pause();
-          this.sink.onDrain(() => {
-            this.paused = false;
-            this.socket.resume();
+          sink.onDrain(() => {
+            // Only the response that paused may resume: a later one manages its own pause.
+            if (this.sink === sink) this.unpause();
           });
         }
       },
@@ -155,10 +156,20 @@ export class BridgeConnection {
     );
   }
 
+  private unpause(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
   private completeExchange(): void {
     const sink = this.sink;
     this.sink = null;
     this.exchange = null;
+    // The last chunk may have paused us; the next request on this connection must not hang
+    // waiting for a 'drain' of a response that is already complete.
+    this.unpause();
     if (this.parser.endsAtClose) this.retire = true;
     sink?.end();
     if (this.retire) this.socket.end();

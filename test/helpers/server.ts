@@ -307,3 +307,21 @@ export function requireExecutable(file: string, what: string): void {
     throw new Error(`${what} is required by this test but ${file} is missing or not executable (install it, e.g. apt-get install ${path.basename(file)})`);
   }
 }
+
+/**
+ * Run `f`; if it throws, rethrow with the tail of the server's log (and any extra logs) in
+ * the message, so a failing behaviour shows what the server said about it.
+ */
+export async function withServerLog<T>(srv: ServerHandle | undefined, f: () => Promise<T>, extra?: () => string): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    const e = err as Error;
+    let msg = e?.message ?? String(err);
+    if (srv) msg += `\n--- tsuwsgi log (tail) ---\n${tail(srv.logs(), 40)}`;
+    if (extra) msg += `\n${extra()}`;
+    const wrapped = new Error(msg);
+    wrapped.stack = `${msg}\n${(e?.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).join('\n')}`;
+    throw wrapped;
+  }
+}

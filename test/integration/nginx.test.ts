@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../helpers/http-raw.ts';
 import { startNginx, type NginxHandle } from '../helpers/nginx.ts';
-import { PY_FIXTURES, startServer, tmpDir, type ServerHandle } from '../helpers/server.ts';
+import { PY_FIXTURES, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 
 const APP_ARGS = ['--pythonpath', PY_FIXTURES, '--module', 'suite:application', '--master', '--processes', '4', '--threads', '2'];
 
@@ -35,16 +35,8 @@ function suiteThroughNginx(name: string, socket: () => { spec: string; upstream:
       if (srv) expect(await srv.stop()).toBe(0);
     }, 60000);
 
-    async function withLogs<T>(f: () => Promise<T>): Promise<T> {
-      try {
-        return await f();
-      } catch (err) {
-        (err as Error).message +=
-          `\n--- tsuwsgi log (tail) ---\n${srv.logs().split('\n').slice(-30).join('\n')}` +
-          `\n--- nginx error.log (tail) ---\n${ngx.errorLog().split('\n').slice(-15).join('\n')}`;
-        throw err;
-      }
-    }
+    const withLogs = <T,>(f: () => Promise<T>): Promise<T> =>
+      withServerLog(srv, f, () => `--- nginx error.log (tail) ---\n${ngx.errorLog().split('\n').slice(-15).join('\n')}`);
 
     test('GET through nginx returns the app\'s page', () =>
       withLogs(async () => {

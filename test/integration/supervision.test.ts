@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { httpRequest, type HttpResult } from '../helpers/http-raw.ts';
-import { fixture, runTsuwsgi, sleep, startServer, tmpDir, type ServerHandle } from '../helpers/server.ts';
+import { fixture, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 
 const SUITE = fixture('suite.py');
 
@@ -17,14 +17,7 @@ function inFlight(port: number, p: string, timeoutMs = 60000): Promise<HttpResul
   return httpRequest(port, { path: p, timeoutMs }).catch((e: Error) => e);
 }
 
-async function withLog<T>(srv: ServerHandle | undefined, f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (err) {
-    if (srv) (err as Error).message += `\n--- tsuwsgi log (tail) ---\n${srv.logs().split('\n').slice(-50).join('\n')}`;
-    throw err;
-  }
-}
+const withLog = <T,>(srv: ServerHandle | undefined, f: () => Promise<T>): Promise<T> => withServerLog(srv, f);
 
 function isAlive(pid: number): boolean {
   try {
@@ -158,6 +151,7 @@ describe('graceful reload (SIGHUP)', () => {
       let stopLoad = false;
       const failures: string[] = [];
       const seen: Array<{ at: number; pid: number }> = [];
+      const servedDuringReload: number[] = [];
       const client = async (i: number): Promise<void> => {
         let n = 0;
         while (!stopLoad) {
@@ -179,12 +173,16 @@ describe('graceful reload (SIGHUP)', () => {
       const clients = [0, 1, 2, 3].map(client);
       try {
         await until('60 requests', () => (done >= 60 ? true : undefined), 60000);
+        let atSignal = done;
         s.signal('SIGHUP');
         await s.waitForLogCount(/spawned uWSGI worker \d+ \(pid: \d+, cores: \d+\)/, 4, 60000);
+        servedDuringReload.push(done - atSignal);
         const mark = done;
         await until('60 more requests', () => (done >= mark + 60 ? true : undefined), 60000);
+        atSignal = done;
         s.signal('SIGHUP');
         await s.waitForLogCount(/spawned uWSGI worker \d+ \(pid: \d+, cores: \d+\)/, 6, 60000);
+        servedDuringReload.push(done - atSignal);
         await until('300 requests in total', () => (done >= 300 ? true : undefined), 120000);
         // The new generation serves for a while before the load stops.
         const mark2 = done;
@@ -196,6 +194,8 @@ describe('graceful reload (SIGHUP)', () => {
       }
       expect(failures).toEqual([]);
       expect(done).toBeGreaterThanOrEqual(300);
+      // The old generation keeps serving while the new one starts (no stop-the-world reload).
+      for (const n of servedDuringReload) expect(n).toBeGreaterThan(0);
       const spawned = [...s.logs().matchAll(/spawned uWSGI worker \d+ \(pid: (\d+), cores: \d+\)/g)].map((m) => Number(m[1]));
       const finalGen = spawned.slice(-2);
       // The last requests were served by the last generation only.

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseResponse } from '../helpers/http-raw.ts';
-import { fixture, startServer, tmpDir, type ServerHandle } from '../helpers/server.ts';
+import { fixture, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 import { encodeHeader, encodeVars, exchange, stdVars, uwsgiRequest } from '../helpers/uwsgi-client.ts';
 
 const SUITE = fixture('suite.py');
@@ -31,14 +31,7 @@ function describeServer(name: string, socketSpec: () => string) {
       if (srv) expect(await srv.stop()).toBe(0);
     }, 60000);
 
-    async function withLog<T>(f: () => Promise<T>): Promise<T> {
-      try {
-        return await f();
-      } catch (err) {
-        (err as Error).message += `\n--- tsuwsgi log (tail) ---\n${srv.logs().split('\n').slice(-40).join('\n')}`;
-        throw err;
-      }
-    }
+    const withLog = <T,>(f: () => Promise<T>): Promise<T> => withServerLog(srv, f);
 
     const hello = () => stdVars({ REQUEST_URI: '/hello', PATH_INFO: '/hello' });
 

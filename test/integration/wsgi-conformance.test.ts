@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { chunkEncode, httpRequest, RawHttpConnection, rawHttp, rawRequest } from '../helpers/http-raw.ts';
-import { fixture, sleep, startServer, tmpDir, type ServerHandle } from '../helpers/server.ts';
+import { fixture, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 
 const SUITE = fixture('suite.py');
 
@@ -60,14 +60,7 @@ describe('WSGI over --http-socket (1 process, 1 thread, keep-alive)', () => {
   const get = (p: string, o: Parameters<typeof httpRequest>[1] = {}) => httpRequest(srv.port, { agent, path: p, ...o });
 
   /** A failing expectation shows the server's recent log. */
-  async function withLog<T>(f: () => Promise<T>): Promise<T> {
-    try {
-      return await f();
-    } catch (err) {
-      (err as Error).message += `\n--- tsuwsgi log (tail) ---\n${srv.logs().split('\n').slice(-40).join('\n')}`;
-      throw err;
-    }
-  }
+  const withLog = <T,>(f: () => Promise<T>): Promise<T> => withServerLog(srv, f);
 
   test('PY1: GET / answers 200, Content-Type text/html, "Hello World"', () =>
     withLog(async () => {
@@ -283,6 +276,19 @@ describe('WSGI over --http-socket (1 process, 1 thread, keep-alive)', () => {
       expect(r.body.length).toBe(data.length);
       expect(sha256(r.body)).toBe(sha256(data));
     }));
+
+  test('consecutive large responses (1 MiB) on one bridge connection each complete, and so does the next small one', () =>
+    withLog(async () => {
+      const f = path.join(dir, 'big.bin');
+      const data = crypto.randomBytes(1024 * 1024);
+      fs.writeFileSync(f, data);
+      for (const route of ['/file', '/file/raw', '/file', '/file/raw']) {
+        const r = await get(`${route}?path=${encodeURIComponent(f)}`, { timeoutMs: 15000 });
+        expect({ route, status: r.status, length: r.body.length }).toEqual({ route, status: 200, length: data.length });
+        const small = await get('/hello', { timeoutMs: 15000 });
+        expect(small.body.toString()).toBe('Hello World');
+      }
+    }), 90000);
 
   test('PY9: an exception before start_response gives 500 and the traceback in the log; the server keeps serving', () =>
     withLog(async () => {

@@ -1,0 +1,356 @@
+/**
+ * Benchmark: tsuwsgi against uWSGI and gunicorn on the same WSGI apps, measured with wrk.
+ *
+ *   npm run bench                      # everything (≈ 3 min)
+ *   BENCH_DURATION=3s BENCH_ROUNDS=1 npm run bench
+ *   BENCH_PEERS=tsuwsgi,uwsgi BENCH_APPS=hello npm run bench
+ *
+ * Each (server, app) pair: start the server with 2 worker processes and no request logging,
+ * check the app answers correctly, warm up, then run wrk (2 threads, 32 keep-alive
+ * connections, 10 s) 3 times and report the median req/s and the median p99 latency.
+ * Results go to stdout as a table and to bench/results/latest.json. See bench/README.md.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(BENCH_DIR, '..');
+const APPS_DIR = path.join(BENCH_DIR, 'apps');
+const RESULTS = path.join(BENCH_DIR, 'results', 'latest.json');
+
+const WRK = process.env.BENCH_WRK ?? '/usr/bin/wrk';
+const UWSGI = process.env.BENCH_UWSGI ?? '/usr/bin/uwsgi';
+const GUNICORN = process.env.BENCH_GUNICORN ?? '/usr/bin/gunicorn';
+/** The interpreter Debian's uwsgi plugin and gunicorn use: tsuwsgi's bridges use it too, so all run the same Python. */
+const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
+
+const DURATION = process.env.BENCH_DURATION ?? '10s';
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const WARMUP = process.env.BENCH_WARMUP ?? '2s';
+const PROCESSES = 2;
+
+interface AppDef {
+  name: string;
+  file: string;
+  module: string;
+  description: string;
+  check(body: Buffer): boolean;
+}
+
+const APPS: AppDef[] = [
+  { name: 'hello', file: path.join(APPS_DIR, 'hello.py'), module: 'hello:application', description: 'Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
+  { name: 'big', file: path.join(APPS_DIR, 'big.py'), module: 'big:application', description: '64 KiB body', check: (b) => b.length === 65536 },
+];
+
+interface Peer {
+  name: string;
+  binary: string;
+  command(app: AppDef, port: number): { file: string; args: string[]; cwd?: string };
+}
+
+const PEERS: Peer[] = [
+  {
+    name: 'tsuwsgi',
+    binary: process.execPath,
+    command: (app, port) => ({
+      file: process.execPath,
+      args: [path.join(REPO, 'bin', 'tsuwsgi.js'), '--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), '--wsgi-file', app.file, '--python-bin', PYTHON, '--disable-logging'],
+      cwd: REPO,
+    }),
+  },
+  {
+    name: 'uWSGI',
+    binary: UWSGI,
+    command: (app, port) => ({
+      file: UWSGI,
+      args: ['--plugin', 'python3', '--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), '--wsgi-file', app.file, '--disable-logging'],
+    }),
+  },
+  {
+    name: 'gunicorn',
+    binary: GUNICORN,
+    // gunicorn writes no access log unless asked (--access-logfile): the same as --disable-logging.
+    command: (app, port) => ({
+      file: GUNICORN,
+      args: ['-w', String(PROCESSES), '--worker-class', 'sync', '-b', `127.0.0.1:${port}`, '--chdir', APPS_DIR, '--log-level', 'warning', app.module],
+    }),
+  },
+];
+
+interface Round {
+  rps: number;
+  p99Ms: number;
+  p50Ms: number;
+  avgMs: number;
+  requests: number;
+  socketErrors: { connect: number; read: number; write: number; timeout: number };
+  non2xx: number;
+}
+
+interface Result {
+  server: string;
+  app: string;
+  command: string;
+  rounds: Round[];
+  medianRps: number;
+  medianP99Ms: number;
+  /** The server closed connections after responses (wrk counts a read error per request). */
+  closesConnections: boolean;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function exists(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address() as net.AddressInfo;
+      s.close(() => resolve(a.port));
+    });
+  });
+}
+
+function get(port: number): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 2000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+interface Running {
+  proc: ChildProcess;
+  output: () => string;
+}
+
+function startPeer(peer: Peer, app: AppDef, port: number): Running {
+  const c = peer.command(app, port);
+  // Own process group, so stopping kills every worker the server forked.
+  const proc = spawn(c.file, c.args, { cwd: c.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  return { proc, output: () => out };
+}
+
+async function waitReady(r: Running, port: number, app: AppDef, name: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (r.proc.exitCode !== null || r.proc.signalCode !== null) throw new Error(`${name} exited during start-up:\n${r.output().slice(-3000)}`);
+    try {
+      const res = await get(port);
+      if (res.status === 200 && app.check(res.body)) return;
+      throw new Error(`${name} answered ${res.status} with ${res.body.length} bytes for app ${app.name}`);
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${name} not ready after 60 s (${(err as Error).message}):\n${r.output().slice(-3000)}`);
+    }
+    await sleep(200);
+  }
+}
+
+async function stopPeer(r: Running): Promise<void> {
+  const pid = r.proc.pid;
+  if (pid === undefined || r.proc.exitCode !== null || r.proc.signalCode !== null) return;
+  const exited = new Promise<void>((res) => r.proc.once('exit', () => res()));
+  try {
+    process.kill(-pid, 'SIGINT');
+  } catch {
+    /* gone */
+  }
+  const t = setTimeout(() => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }, 10_000);
+  await exited;
+  clearTimeout(t);
+  // Whatever the server forked and left behind in its group.
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* nothing left */
+  }
+}
+
+function toMs(value: string, unit: string): number {
+  const v = Number(value);
+  switch (unit) {
+    case 'us':
+      return v / 1000;
+    case 'ms':
+      return v;
+    case 's':
+      return v * 1000;
+    case 'm':
+      return v * 60_000;
+    default:
+      return Number.NaN;
+  }
+}
+
+export function parseWrk(out: string): Round {
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const p99 = /^\s*99%\s+([\d.]+)(us|ms|s|m)\b/m.exec(out);
+  const p50 = /^\s*50%\s+([\d.]+)(us|ms|s|m)\b/m.exec(out);
+  const avg = /^\s*Latency\s+([\d.]+)(us|ms|s|m)\b/m.exec(out);
+  const reqs = /(\d+) requests in/.exec(out);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  if (!rps || !p99) throw new Error(`cannot parse wrk output:\n${out}`);
+  return {
+    rps: Number(rps[1]),
+    p99Ms: toMs(p99[1]!, p99[2]!),
+    p50Ms: p50 ? toMs(p50[1]!, p50[2]!) : Number.NaN,
+    avgMs: avg ? toMs(avg[1]!, avg[2]!) : Number.NaN,
+    requests: reqs ? Number(reqs[1]) : 0,
+    socketErrors: sock
+      ? { connect: Number(sock[1]), read: Number(sock[2]), write: Number(sock[3]), timeout: Number(sock[4]) }
+      : { connect: 0, read: 0, write: 0, timeout: 0 },
+    non2xx: non2xx ? Number(non2xx[1]) : 0,
+  };
+}
+
+function runWrk(port: number, duration: string): string {
+  const r = spawnSync(WRK, ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', duration, '--latency', `http://127.0.0.1:${port}/`], {
+    encoding: 'utf8',
+    timeout: 10 * 60_000,
+  });
+  if (r.status !== 0) throw new Error(`wrk failed (${r.status ?? r.signal}): ${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+
+async function main(): Promise<void> {
+  if (!exists(WRK)) {
+    console.error(`wrk is required for the benchmark but ${WRK} is missing (apt-get install wrk)`);
+    process.exit(1);
+  }
+  const only = process.env.BENCH_PEERS?.split(',').map((s) => s.trim().toLowerCase());
+  const onlyApps = process.env.BENCH_APPS?.split(',').map((s) => s.trim());
+  const apps = APPS.filter((a) => !onlyApps || onlyApps.includes(a.name));
+  const skipped: Array<{ server: string; reason: string }> = [];
+  const peers = PEERS.filter((p) => !only || only.includes(p.name.toLowerCase())).filter((p) => {
+    if (exists(p.binary)) return true;
+    const reason = `${p.binary} not found`;
+    console.log(`note: skipping ${p.name}: ${reason}`);
+    skipped.push({ server: p.name, reason });
+    return false;
+  });
+
+  console.log(
+    `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} (keep-alive), ${ROUNDS} round(s) per server and app, ${PROCESSES} worker processes each, request logging off; ${os.cpus().length} CPUs, Python ${PYTHON}`,
+  );
+  const results: Result[] = [];
+  for (const app of apps) {
+    for (const peer of peers) {
+      const port = await freePort();
+      const cmd = peer.command(app, port);
+      const r = startPeer(peer, app, port);
+      try {
+        await waitReady(r, port, app, peer.name);
+        runWrk(port, WARMUP);
+        const rounds: Round[] = [];
+        for (let i = 0; i < ROUNDS; i++) {
+          const round = parseWrk(runWrk(port, DURATION));
+          rounds.push(round);
+          const errs = round.socketErrors;
+          console.log(
+            `  ${peer.name} ${app.name} round ${i + 1}: ${round.rps.toFixed(0)} req/s, p99 ${round.p99Ms.toFixed(2)} ms` +
+              (errs.connect + errs.write + errs.timeout + round.non2xx ? `, errors: connect ${errs.connect} write ${errs.write} timeout ${errs.timeout} non-2xx ${round.non2xx}` : '') +
+              (errs.read ? `, connection closes (wrk "read" errors): ${errs.read}` : ''),
+          );
+        }
+        results.push({
+          server: peer.name,
+          app: app.name,
+          command: [cmd.file, ...cmd.args].join(' '),
+          rounds,
+          medianRps: median(rounds.map((x) => x.rps)),
+          medianP99Ms: median(rounds.map((x) => x.p99Ms)),
+          closesConnections: rounds.some((x) => x.socketErrors.read > x.requests / 2),
+        });
+      } catch (err) {
+        console.log(`  ${peer.name} ${app.name}: FAILED: ${(err as Error).message}`);
+        skipped.push({ server: `${peer.name}/${app.name}`, reason: `failed: ${(err as Error).message.split('\n')[0]}` });
+      } finally {
+        await stopPeer(r);
+      }
+    }
+  }
+
+  const header = `${pad('server', 10)} ${pad('app', 6)} ${pad('req/s (median)', 15, true)} ${pad('p99 ms (median)', 16, true)} ${pad('vs tsuwsgi', 11, true)}  notes`;
+  console.log('\n' + header);
+  console.log('-'.repeat(header.length + 10));
+  for (const r of results) {
+    const base = results.find((x) => x.app === r.app && x.server === 'tsuwsgi');
+    const ratio = base ? (r.medianRps / base.medianRps).toFixed(2) + 'x' : 'n/a';
+    const notes = [
+      r.closesConnections ? 'closes connections (no keep-alive)' : '',
+      r.rounds.some((x) => x.non2xx > 0) ? 'non-2xx responses!' : '',
+      r.rounds.some((x) => x.socketErrors.timeout > 0) ? 'timeouts' : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
+    console.log(
+      `${pad(r.server, 10)} ${pad(r.app, 6)} ${pad(r.medianRps.toFixed(0), 15, true)} ${pad(r.medianP99Ms.toFixed(2), 16, true)} ${pad(ratio, 11, true)}  ${notes}`,
+    );
+  }
+  for (const s of skipped) console.log(`skipped: ${s.server}: ${s.reason}`);
+
+  const py = spawnSync(PYTHON, ['--version'], { encoding: 'utf8' });
+  const report = {
+    date: new Date().toISOString(),
+    host: { hostname: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', node: process.version, python: (py.stdout || py.stderr).trim() },
+    config: { tool: 'wrk', threads: THREADS, connections: CONNECTIONS, duration: DURATION, warmup: WARMUP, rounds: ROUNDS, processes: PROCESSES, logging: 'disabled' },
+    apps: Object.fromEntries(apps.map((a) => [a.name, { file: path.relative(REPO, a.file), description: a.description }])),
+    results: results.map((r) => {
+      const base = results.find((x) => x.app === r.app && x.server === 'tsuwsgi');
+      return { ...r, ratioVsTsuwsgi: base ? r.medianRps / base.medianRps : null };
+    }),
+    skipped,
+  };
+  fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
+  fs.writeFileSync(RESULTS, JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nresults written to ${path.relative(process.cwd(), RESULTS) || RESULTS}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
