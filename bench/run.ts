@@ -319,7 +319,7 @@ async function main(): Promise<void> {
   console.log('-'.repeat(header.length + 10));
   for (const r of results) {
     const base = results.find((x) => x.app === r.app && x.server === 'tsuwsgi');
-    const ratio = base ? (r.medianRps / base.medianRps).toFixed(2) + 'x' : 'n/a';
+    const ratio = base && base.medianRps > 0 ? (r.medianRps / base.medianRps).toFixed(2) + 'x' : 'n/a';
     const notes = [
       r.closesConnections ? 'closes connections (no keep-alive)' : '',
       r.rounds.some((x) => x.non2xx > 0) ? 'non-2xx responses!' : '',
@@ -341,7 +341,7 @@ async function main(): Promise<void> {
     apps: Object.fromEntries(apps.map((a) => [a.name, { file: path.relative(REPO, a.file), description: a.description }])),
     results: results.map((r) => {
       const base = results.find((x) => x.app === r.app && x.server === 'tsuwsgi');
-      return { ...r, ratioVsTsuwsgi: base ? r.medianRps / base.medianRps : null };
+      return { ...r, ratioVsTsuwsgi: base && base.medianRps > 0 ? r.medianRps / base.medianRps : null };
     }),
     skipped,
   };

@@ -44,10 +44,18 @@ function onConnection(o: UwsgiFrontendOptions, socket: net.Socket): void {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
     if (buf.length < UWSGI_HEADER_SIZE) return;
     const h = decodeHeader(buf);
+    if (looksLikeHttp(buf)) {
+      // Whatever --buffer-size is, an HTTP request line is never a uwsgi packet: say so at
+      // once (uWSGI's line first, so existing log checks keep matching) instead of waiting
+      // for 21573 bytes that will never come.
+      o.log.warn(`invalid request block size: ${h.datasize} (max ${o.bufferSize})...skip`);
+      o.log.warn(`an HTTP client (${socket.remoteAddress ?? 'unix'}) is talking to the uwsgi socket: use --http-socket (or --protocol http) for HTTP clients`);
+      clearTimeout(timer);
+      socket.destroy();
+      return;
+    }
     if (h.datasize > o.bufferSize) {
-      // uWSGI's message; 21573 here means an HTTP client hit a uwsgi socket ("GET " parsed as a header).
-      const hint = h.datasize === 21573 ? ' (an HTTP client is talking to a uwsgi socket: use --http-socket for browsers)' : ' (raise --buffer-size to accept it)';
-      o.log.warn(`invalid request block size: ${h.datasize} (max ${o.bufferSize})...skip${hint}`);
+      o.log.warn(`invalid request block size: ${h.datasize} (max ${o.bufferSize})...skip (raise --buffer-size to accept it)`);
       clearTimeout(timer);
       socket.destroy();
       return;
@@ -94,6 +102,13 @@ function onConnection(o: UwsgiFrontendOptions, socket: net.Socket): void {
     if (!handled) socket.destroy();
   };
   socket.on('data', onHeaderData);
+}
+
+/** "GET ", "POST", "HEAD"…: the first bytes of an HTTP request line (never a uwsgi header in practice). */
+const HTTP_METHOD_PREFIXES = ['GET ', 'POST', 'HEAD', 'PUT ', 'DELE', 'OPTI', 'PATC', 'CONN', 'TRAC'];
+function looksLikeHttp(buf: Buffer): boolean {
+  const head = buf.toString('latin1', 0, 4);
+  return HTTP_METHOD_PREFIXES.includes(head);
 }
 
 /** The body: bytes already read after the vars, then the rest of the stream up to CONTENT_LENGTH. */
