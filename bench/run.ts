@@ -103,6 +103,8 @@ interface Result {
   medianP99Ms: number;
   /** The server closed connections after responses (wrk counts a read error per request). */
   closesConnections: boolean;
+  /** The server stopped answering after a wrk run (the remaining rounds were not run). */
+  stalled: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -133,9 +135,9 @@ function freePort(): Promise<number> {
   });
 }
 
-function get(port: number): Promise<{ status: number; body: Buffer }> {
+function get(port: number, timeoutMs = 2000): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 2000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (d: Buffer) => chunks.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
@@ -162,6 +164,16 @@ function startPeer(peer: Peer, app: AppDef, port: number): Running {
   proc.stdout!.on('data', keep);
   proc.stderr!.on('data', keep);
   return { proc, output: () => out };
+}
+
+/** One GET with a 5 s limit: does the server still answer correctly? */
+async function answers(port: number, app: AppDef): Promise<boolean> {
+  try {
+    const res = await get(port, 5000);
+    return res.status === 200 && app.check(res.body);
+  } catch {
+    return false;
+  }
 }
 
 async function waitReady(r: Running, port: number, app: AppDef, name: string): Promise<void> {
@@ -284,9 +296,14 @@ async function main(): Promise<void> {
       const r = startPeer(peer, app, port);
       try {
         await waitReady(r, port, app, peer.name);
-        runWrk(port, WARMUP);
         const rounds: Round[] = [];
-        for (let i = 0; i < ROUNDS; i++) {
+        let stalled = false;
+        if (!/^0+[a-z]*$/.test(WARMUP)) {
+          runWrk(port, WARMUP);
+          stalled = !(await answers(port, app));
+        }
+        if (stalled) console.log(`  ${peer.name} ${app.name}: stopped answering after the warm-up run (wrk's connections were cut mid-request)`);
+        for (let i = 0; i < ROUNDS && !stalled; i++) {
           const round = parseWrk(runWrk(port, DURATION));
           rounds.push(round);
           const errs = round.socketErrors;
@@ -295,15 +312,20 @@ async function main(): Promise<void> {
               (errs.connect + errs.write + errs.timeout + round.non2xx ? `, errors: connect ${errs.connect} write ${errs.write} timeout ${errs.timeout} non-2xx ${round.non2xx}` : '') +
               (errs.read ? `, connection closes (wrk "read" errors): ${errs.read}` : ''),
           );
+          if (!(await answers(port, app))) {
+            stalled = true;
+            console.log(`  ${peer.name} ${app.name}: stopped answering after round ${i + 1} (wrk's connections were cut mid-request)`);
+          }
         }
         results.push({
           server: peer.name,
           app: app.name,
           command: [cmd.file, ...cmd.args].join(' '),
           rounds,
-          medianRps: median(rounds.map((x) => x.rps)),
-          medianP99Ms: median(rounds.map((x) => x.p99Ms)),
+          medianRps: rounds.length ? median(rounds.map((x) => x.rps)) : 0,
+          medianP99Ms: rounds.length ? median(rounds.map((x) => x.p99Ms)) : Number.NaN,
           closesConnections: rounds.some((x) => x.socketErrors.read > x.requests / 2),
+          stalled,
         });
       } catch (err) {
         console.log(`  ${peer.name} ${app.name}: FAILED: ${(err as Error).message}`);
@@ -321,6 +343,7 @@ async function main(): Promise<void> {
     const base = results.find((x) => x.app === r.app && x.server === 'tsuwsgi');
     const ratio = base && base.medianRps > 0 ? (r.medianRps / base.medianRps).toFixed(2) + 'x' : 'n/a';
     const notes = [
+      r.stalled ? `STALLED: stopped answering after ${r.rounds.length ? `round ${r.rounds.length}` : 'the warm-up'}` : '',
       r.closesConnections ? 'closes connections (no keep-alive)' : '',
       r.rounds.some((x) => x.non2xx > 0) ? 'non-2xx responses!' : '',
       r.rounds.some((x) => x.socketErrors.timeout > 0) ? 'timeouts' : '',

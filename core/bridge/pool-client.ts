@@ -137,6 +137,15 @@ export class BridgeConnection {
     this.sink = sink;
     this.exchange = exchange;
     this.parser.start(noBody);
+    this.socket.write(packet);
+    if (body) {
+      body.pipe(
+        (chunk) => !this.socket.destroyed && this.socket.write(chunk),
+        (cb) => this.socket.once('drain', cb),
+        () => {},
+      );
+    }
+    // Last, because it may fire at once when the client is already gone.
     sink.bindAbort(() => {
       if (this.sink === sink) {
         // The client is gone: log the request as failed and cut the bridge off this response.
@@ -144,17 +153,8 @@ export class BridgeConnection {
         this.socket.destroy();
       }
     });
-    if (!body) {
-      this.socket.write(packet);
-      return;
-    }
-    this.socket.write(packet);
-    body.pipe(
-      (chunk) => !this.closed && this.socket.write(chunk),
-      (cb) => this.socket.once('drain', cb),
-      () => {},
-    );
   }
+
 
   private unpause(): void {
     if (this.paused) {

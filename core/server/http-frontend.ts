@@ -220,8 +220,13 @@ function streamSource(req: http.IncomingMessage): BodySource {
 /** Write a bridge response through Node's ServerResponse (framing, keep-alive, HEAD). */
 function httpSink(res: http.ServerResponse): ResponseSink {
   let abort: (() => void) | null = null;
+  // The client may vanish while the request still waits for a bridge connection: remember
+  // it, so the exchange is cut the moment it is bound instead of streaming into a dead socket.
+  let clientGone = false;
   res.on('close', () => {
-    if (!res.writableFinished && abort) abort();
+    if (res.writableFinished) return;
+    clientGone = true;
+    if (abort) abort();
   });
   return {
     head(h: ResponseHead) {
@@ -234,7 +239,8 @@ function httpSink(res: http.ServerResponse): ResponseSink {
       }
     },
     body(chunk: Buffer) {
-      if (res.writableEnded) return true;
+      // A destroyed response never emits 'drain': report "no backpressure" and drop the bytes.
+      if (clientGone || res.writableEnded || res.destroyed) return true;
       return res.write(chunk);
     },
     onDrain(cb) {
@@ -257,6 +263,7 @@ function httpSink(res: http.ServerResponse): ResponseSink {
     },
     bindAbort(fn) {
       abort = fn;
+      if (clientGone) fn();
     },
   };
 }

@@ -139,7 +139,11 @@ function socketBody(socket: net.Socket, first: Buffer, length: number): BodySour
 function rawSink(socket: net.Socket, protocol: string): ResponseSink {
   let abort: (() => void) | null = null;
   let headSent = false;
-  socket.on('close', () => abort?.());
+  let clientGone = false;
+  socket.on('close', () => {
+    clientGone = true;
+    abort?.();
+  });
   return {
     head(h: ResponseHead) {
       headSent = true;
@@ -148,6 +152,7 @@ function rawSink(socket: net.Socket, protocol: string): ResponseSink {
       socket.write(text + '\r\n', 'latin1');
     },
     body(chunk) {
+      if (clientGone || socket.destroyed) return true;
       return socket.write(chunk);
     },
     onDrain(cb) {
@@ -169,6 +174,7 @@ function rawSink(socket: net.Socket, protocol: string): ResponseSink {
     },
     bindAbort(fn) {
       abort = fn;
+      if (clientGone) fn();
     },
   };
 }

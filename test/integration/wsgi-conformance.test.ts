@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { chunkEncode, httpRequest, RawHttpConnection, rawHttp, rawRequest } from '../helpers/http-raw.ts';
-import { fixture, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
+import { fixture, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 
 const SUITE = fixture('suite.py');
 
@@ -456,4 +456,107 @@ describe('PY10: --mount with --manage-script-name', () => {
     const h = await httpRequest(srv.port, { path: '/app1/' });
     expect(h.body.toString()).toBe('Hello World');
   });
+});
+
+describe('clients that disconnect abruptly (what wrk does when a run ends)', () => {
+  let srv: ServerHandle;
+  beforeAll(async () => {
+    srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', SUITE, '--processes', '2']);
+  }, 60000);
+  afterAll(async () => {
+    if (srv) expect(await srv.stop()).toBe(0);
+  }, 60000);
+
+  /** 32 keep-alive clients request `target` in a loop for a second, then all vanish at once. */
+  async function hammerAndVanish(target: string): Promise<void> {
+    const conns = await Promise.all(Array.from({ length: 32 }, () => RawHttpConnection.connect(srv.port)));
+    let stop = false;
+    const loops = conns.map(async (c) => {
+      while (!stop) {
+        try {
+          await c.write(rawRequest('GET', target));
+          await c.readResponse({ timeoutMs: 10000 });
+        } catch {
+          return;
+        }
+      }
+    });
+    await sleep(1000);
+    stop = true;
+    for (const c of conns) c.close();
+    await Promise.all(loops);
+    await sleep(300);
+  }
+
+  test.each([
+    ['small responses', '/hello'],
+    ['64 KiB responses', '/big?n=65536'],
+  ])('after 32 clients vanish mid-request (%s), new clients are still served', (_name, target) =>
+    withServerLog(srv, async () => {
+      await hammerAndVanish(target);
+      for (let i = 0; i < 3; i++) {
+        const r = await httpRequest(srv.port, { path: '/hello', timeoutMs: 10000 });
+        expect(r.status).toBe(200);
+        expect(r.body.toString()).toBe('Hello World');
+      }
+    }), 60000);
+});
+
+describe('app loading and per-option behaviour', () => {
+  let srv: ServerHandle | undefined;
+  afterEach(async () => {
+    if (srv && !srv.hasExited) expect(await srv.stop()).toBe(0);
+    srv = undefined;
+  }, 30000);
+
+  test('--http (the router) serves the app and logs "uWSGI http bound on"', async () => {
+    srv = await startServer(['--http', '127.0.0.1:0', '--wsgi-file', fixture('hello.py')]);
+    const s = srv;
+    await withServerLog(s, async () => {
+      expect(s.logs()).toMatch(/^uWSGI http bound on 127\.0\.0\.1:\d+ fd \d+/m);
+      expect(s.sockets[0]).toBe(`127.0.0.1:${s.port}`);
+      const r = await httpRequest(s.port, { path: '/' });
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe('Hello World');
+    });
+  });
+
+  test.each([['hello'], ['hello:application']])('PY3: --module %s loads the same app as --wsgi-file', async (spec) => {
+    srv = await startServer(['--http-socket', '127.0.0.1:0', '--pythonpath', path.dirname(SUITE), '--module', spec]);
+    const s = srv;
+    await withServerLog(s, async () => {
+      const r = await httpRequest(s.port, { path: '/' });
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe('Hello World');
+    });
+  });
+
+  test('PY9 with --catch-exceptions: the traceback is the 500 body', async () => {
+    srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', SUITE, '--catch-exceptions']);
+    const s = srv;
+    await withServerLog(s, async () => {
+      const r = await httpRequest(s.port, { path: '/error' });
+      expect(r.status).toBe(500);
+      expect(r.body.toString()).toMatch(/RuntimeError: boom-before-start-response/);
+    });
+  });
+
+  test('--limit-post 10: a 100-byte body is refused (413, "Invalid (too big) CONTENT_LENGTH" logged), a 5-byte one is served', async () => {
+    srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', SUITE, '--limit-post', '10']);
+    const s = srv;
+    await withServerLog(s, async () => {
+      const big = await httpRequest(s.port, { method: 'POST', path: '/echo?mode=read', body: 'x'.repeat(100) });
+      expect(big.status).toBe(413);
+      await s.waitForLog(/Invalid \(too big\) CONTENT_LENGTH/, 5000);
+      const small = await httpRequest(s.port, { method: 'POST', path: '/echo?mode=read', body: 'hello' });
+      expect(small.status).toBe(200);
+      expect(json(small.body)).toMatchObject({ body: 'hello' });
+    });
+  });
+
+  test('PY2: --wsgi-file with a callable that does not exist fails fast with exit 22', async () => {
+    const r = await runTsuwsgi(['--http-socket', '127.0.0.1:0', '--wsgi-file', fixture('hello.py'), '--callable', 'no_such_callable']);
+    expect(r.code).toBe(22);
+    expect(r.output).toMatch(/no_such_callable/);
+  }, 60000);
 });
