@@ -36,6 +36,13 @@ export interface BodySource {
   pipe(write: (chunk: Buffer) => boolean, waitDrain: (cb: () => void) => void, done: () => void): void;
 }
 
+/** One queued sink call: a head, a body chunk, or (both null) the end. */
+interface PendingOp {
+  sink: ResponseSink;
+  head: ResponseHead | null;
+  chunk: Buffer | null;
+}
+
 export interface BridgeIdentity {
   pid: number;
   workerId: number;
@@ -58,6 +65,8 @@ export class BridgeConnection {
   sink: ResponseSink | null = null;
   exchange: ExchangeInfo | null = null;
   private paused = false;
+  /** Sink calls produced while parsing the current chunk, in order (head, body…, end). */
+  private pending: PendingOp[] = [];
   closed = false;
   /** Set when the connection must not be reused after the current request. */
   retire = false;
@@ -68,18 +77,13 @@ export class BridgeConnection {
   constructor(path: string) {
     this.socket = net.createConnection(path);
     this.socket.setNoDelay(true);
+    // Parser output is queued and delivered after each chunk is parsed (see onData).
     this.parser = new HttpResponseParser({
-      onHead: (head) => this.sink?.head(head),
+      onHead: (head) => {
+        if (this.sink) this.pending.push({ sink: this.sink, head, chunk: null });
+      },
       onBody: (chunk) => {
-        const sink = this.sink;
-        if (sink && !sink.body(chunk) && !this.paused) {
-          this.paused = true;
-          this.socket.pause();
-          sink.onDrain(() => {
-            // Only the response that paused may resume: a later one manages its own pause.
-            if (this.sink === sink) this.unpause();
-          });
-        }
+        if (this.sink) this.pending.push({ sink: this.sink, head: null, chunk });
       },
       onEnd: () => this.completeExchange(),
     });
@@ -129,6 +133,34 @@ export class BridgeConnection {
     } catch (err) {
       this.failExchange(502, (err as Error).message);
       this.socket.destroy();
+      return;
+    }
+    this.deliver();
+  }
+
+  /**
+   * Hand the parsed pieces to their sinks. When a response completed in this chunk, its
+   * connection was already handed to the next waiting request (completeExchange) before
+   * this runs: the bridge starts on the next request while we write this one to the client,
+   * instead of idling for the length of a client write syscall.
+   */
+  private deliver(): void {
+    if (this.pending.length === 0) return;
+    const ops = this.pending;
+    this.pending = [];
+    for (const op of ops) {
+      if (op.head) op.sink.head(op.head);
+      else if (op.chunk) {
+        if (!op.sink.body(op.chunk) && op.sink === this.sink && !this.paused) {
+          const sink = op.sink;
+          this.paused = true;
+          this.socket.pause();
+          sink.onDrain(() => {
+            // Only the response that paused may resume: a later one manages its own pause.
+            if (this.sink === sink) this.unpause();
+          });
+        }
+      } else op.sink.end();
     }
   }
 
@@ -171,12 +203,13 @@ export class BridgeConnection {
     // waiting for a 'drain' of a response that is already complete.
     this.unpause();
     if (this.parser.endsAtClose) this.retire = true;
-    sink?.end();
+    if (sink) this.pending.push({ sink, head: null, chunk: null });
     if (this.retire) this.socket.end();
     else this.onIdle?.(this);
   }
 
   failExchange(status: number, reason: string): void {
+    this.deliver();
     const sink = this.sink;
     this.sink = null;
     this.exchange = null;
@@ -193,6 +226,7 @@ export class BridgeConnection {
     if (this.sink) {
       try {
         this.parser.finish();
+        this.deliver();
       } catch {
         this.failExchange(502, 'bridge closed the connection before the response was complete');
       }
@@ -201,10 +235,7 @@ export class BridgeConnection {
   }
 }
 
-interface Waiter {
-  resolve(conn: BridgeConnection): void;
-  reject(err: Error): void;
-}
+type Waiter = (err: Error | null, conn: BridgeConnection | null) => void;
 
 /**
  * Connections of one core worker to one pool. `capacity` is this worker's share of the
@@ -228,17 +259,20 @@ export class PoolClient {
     return this.path;
   }
 
-  /** Get an idle connection, open a new one within capacity, or wait in line. */
-  acquire(): Promise<BridgeConnection> {
+  /**
+   * Get an idle connection, open a new one within capacity, or wait in line. The callback
+   * runs synchronously when a connection is free (a finished response hands its connection
+   * straight to the next request), or with an error when the pool is closing.
+   */
+  acquire(cb: (err: Error | null, conn: BridgeConnection | null) => void): void {
     const conn = this.idle.pop();
     if (conn) {
       this.busy.add(conn);
-      return Promise.resolve(conn);
+      cb(null, conn);
+      return;
     }
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      this.fill();
-    });
+    this.waiters.push(cb);
+    this.fill();
   }
 
   /** Open connections while requests wait and capacity allows. */
@@ -294,7 +328,7 @@ export class PoolClient {
     const w = this.waiters.shift();
     if (w) {
       this.busy.add(conn);
-      w.resolve(conn);
+      w(null, conn);
     } else {
       this.idle.push(conn);
     }
@@ -324,7 +358,7 @@ export class PoolClient {
     this.closing = true;
     for (const c of this.idle.splice(0)) c.socket.end();
     for (const c of this.busy) c.retire = true;
-    for (const w of this.waiters.splice(0)) w.reject(new Error('server is shutting down'));
+    for (const w of this.waiters.splice(0)) w(new Error('server is shutting down'), null);
   }
 
   /** Requests in flight, with their bridge (harakiri checks, stats). */

@@ -83,10 +83,10 @@ export class RequestPipeline {
       sink.fail(431, 'Request Header Fields Too Large');
       return true;
     }
-    route.client.acquire().then(
-      (conn) => this.send(conn, req, route, app, packet, sink),
-      () => sink.fail(503, 'Service Unavailable'),
-    );
+    route.client.acquire((err, conn) => {
+      if (err || !conn) sink.fail(503, 'Service Unavailable');
+      else this.send(conn, req, route, app, packet, sink);
+    });
     return true;
   }
 
