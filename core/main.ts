@@ -14,6 +14,8 @@ import { ResolvedOptions } from './options/resolved.ts';
 import { defaultPluginSource } from './plugins/catalog.ts';
 import { PluginRegistry } from './plugins/registry.ts';
 import { UWSGI_COMPAT_VERSION } from './version.ts';
+import { ctime } from './logging/request-log.ts';
+import { strftime } from './logging/strftime.ts';
 
 function fail(err: unknown, log?: ServerLog): never {
   if (err instanceof TsuwsgiError) {
@@ -26,6 +28,14 @@ function fail(err: unknown, log?: ServerLog): never {
   }
   process.stderr.write(`tsuwsgi: internal error (please report it): ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
+}
+
+/** --log-date: ctime() + " - " without a value (uWSGI), else strftime(VALUE) + " - ". */
+function logDatePrefix(options: ResolvedOptions): ((now: Date) => string) | undefined {
+  if (!options.has('log-date')) return undefined;
+  const format = options.string('log-date') ?? '';
+  if (format === '' || format === 'true') return (now) => `${ctime(now.getTime())} - `;
+  return (now) => `${strftime(format, now)} - `;
 }
 
 async function main(): Promise<void> {
@@ -65,7 +75,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
 
-  const log = createServerLog({ file: options.string('logto') });
+  const log = createServerLog({ file: options.string('logto'), datePrefix: logDatePrefix(options) });
   for (const msg of options.all('print')) log.info(msg);
   if (options.flag('show-config')) log.info(formatShowConfig(options.entries).replace(/\n$/, ''));
   if (options.flag('no-server')) {

@@ -31,9 +31,7 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { name: 'lazy', argument: 'none', kind: 'flag', help: 'load apps in workers', accepted: 'every bridge loads its apps itself' },
   { name: 'need-app', argument: 'none', kind: 'flag', help: 'exit if no app can be loaded', accepted: 'tsuwsgi always fails fast when an app cannot load' },
   { name: 'harakiri', short: 't', argument: 'required', kind: 'number', help: 'seconds a request may run; then the client gets 504, the stack is dumped and the worker replaced' },
-  { name: 'harakiri-verbose', argument: 'none', kind: 'flag', help: 'log more about harakiri kills' },
   { name: 'worker-reload-mercy', argument: 'required', kind: 'number', help: 'seconds a worker may take to finish its requests on reload/stop before it is killed', defaultValue: '60' },
-  { name: 'reload-mercy', argument: 'required', kind: 'number', help: 'seconds to wait for workers to die on reload/stop', defaultValue: '60' },
   { name: 'die-on-term', argument: 'none', kind: 'flag', help: 'exit on SIGTERM', accepted: 'SIGTERM always stops gracefully in tsuwsgi' },
   { name: 'pidfile', argument: 'required', kind: 'path', help: 'write the master (or only) pid to this file' },
   { name: 'chdir', argument: 'required', kind: 'path', help: 'chdir to this directory before loading apps' },
@@ -54,7 +52,6 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   // --- plugins -----------------------------------------------------------------------------
   { name: 'plugins', aliases: ['plugin'], argument: 'required', kind: 'list', multiple: true, metavar: 'NAME[,NAME…]', help: 'load plugins by name (N:name binds the plugin to modifier1 N)' },
   { name: 'need-plugin', aliases: ['need-plugins'], argument: 'required', kind: 'list', multiple: true, help: 'load plugins by name and exit if one is missing' },
-  { name: 'plugins-dir', aliases: ['plugin-dir'], argument: 'required', kind: 'path', multiple: true, help: 'directory to search for plugins' },
   { name: 'plugins-list', aliases: ['plugin-list'], argument: 'none', kind: 'flag', help: 'list the loaded and available plugins, then exit' },
 
   // --- config ------------------------------------------------------------------------------
