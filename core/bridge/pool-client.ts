@@ -5,8 +5,17 @@
  * Each connection starts with the hello packet, so the core learns which bridge process
  * and thread serves it; a bridge thread serves one connection at a time, so the number of
  * connections a core worker may hold is its share of processes × threads. Requests wait in
- * FIFO order for an idle connection: every client connection is owned by the core and its
+ * FIFO order for a free connection: every client connection is owned by the core and its
  * requests are served as bridge threads free up (no client is pinned to a worker).
+ *
+ * Pipelining. When every connection is busy, a request without a body may be queued behind
+ * the one in progress on a connection (at most `pipelineDepth` of them), and packets written
+ * in one event-loop turn go out in one write. A bridge then finds its next request already
+ * in its socket buffer instead of idling while the core is busy, and the core makes far fewer
+ * system calls per request — on these machines system calls are most of the core's cost.
+ * To keep a slow request from holding others hostage, requests are only queued behind one
+ * that started less than PIPELINE_FRESH_MS ago; and requests queued behind one whose bridge
+ * dies are re-sent elsewhere (the bridge serves a connection in order, so they never started).
  */
 import net from 'node:net';
 import { HttpResponseParser, type ResponseHead } from '../protocol/http-response-parser.ts';
@@ -49,6 +58,20 @@ export interface BridgeIdentity {
   core: number;
 }
 
+/** An acquire callback. Called again with another connection to re-send a request. */
+export type Waiter = (err: Error | null, conn: BridgeConnection | null) => void;
+
+/** Only queue behind a request that started less than this long ago (see above). */
+export const PIPELINE_FRESH_MS = 10;
+
+interface Exchange {
+  sink: ResponseSink;
+  info: ExchangeInfo;
+  noBody: boolean;
+  /** How to re-send it if the bridge dies before starting it; null when it has a body. */
+  retry: Waiter | null;
+}
+
 export interface ExchangeInfo {
   /** Bridge that served the request (for logs, harakiri, stats). */
   bridge: BridgeIdentity;
@@ -62,28 +85,35 @@ export class BridgeConnection {
   identity: BridgeIdentity | null = null;
   private helloBuf: Buffer | null = Buffer.alloc(0);
   private readonly parser: HttpResponseParser;
-  sink: ResponseSink | null = null;
-  exchange: ExchangeInfo | null = null;
+  /** Requests sent on this connection, in order; the first is in progress. */
+  readonly queue: Exchange[] = [];
+  /** When the request now in progress became the head of the queue. */
+  headSince = 0;
   private paused = false;
+  private corked = false;
   /** Sink calls produced while parsing the current chunk, in order (head, body…, end). */
   private pending: PendingOp[] = [];
   closed = false;
-  /** Set when the connection must not be reused after the current request. */
+  /** Set when the connection must not be reused after the current requests. */
   retire = false;
   onHello: ((err: Error | null) => void) | null = null;
+  /** A request completed: the pool may hand the connection more work. */
   onIdle: ((conn: BridgeConnection) => void) | null = null;
-  onClosed: ((conn: BridgeConnection) => void) | null = null;
+  /** The connection closed; `orphans` are requests it never started. */
+  onClosed: ((conn: BridgeConnection, orphans: Waiter[]) => void) | null = null;
 
   constructor(path: string) {
     this.socket = net.createConnection(path);
     this.socket.setNoDelay(true);
-    // Parser output is queued and delivered after each chunk is parsed (see onData).
+    // Parser output is queued and delivered after each chunk is parsed (see deliver()).
     this.parser = new HttpResponseParser({
       onHead: (head) => {
-        if (this.sink) this.pending.push({ sink: this.sink, head, chunk: null });
+        const ex = this.queue[0];
+        if (ex) this.pending.push({ sink: ex.sink, head, chunk: null });
       },
       onBody: (chunk) => {
-        if (this.sink) this.pending.push({ sink: this.sink, head: null, chunk });
+        const ex = this.queue[0];
+        if (ex) this.pending.push({ sink: ex.sink, head: null, chunk });
       },
       onEnd: () => this.completeExchange(),
     });
@@ -95,35 +125,22 @@ export class BridgeConnection {
     this.socket.on('close', () => this.onClose());
   }
 
+  /** The response sink of the request in progress. */
+  get sink(): ResponseSink | null {
+    return this.queue[0]?.sink ?? null;
+  }
+
+  /** The request in progress (harakiri, stats), or null when idle. */
+  get exchange(): ExchangeInfo | null {
+    return this.queue[0]?.info ?? null;
+  }
+
   private onData(d: Buffer): void {
     if (this.helloBuf) {
-      this.helloBuf = this.helloBuf.length ? Buffer.concat([this.helloBuf, d]) : d;
-      if (this.helloBuf.length < 4) return;
-      const h = decodeHeader(this.helloBuf);
-      if (h.modifier1 !== Modifier1.CONFIG || h.modifier2 !== 1) {
-        this.socket.destroy();
-        this.onHello?.(new Error(`bridge answered the hello with modifier ${h.modifier1}/${h.modifier2}`));
-        return;
-      }
-      if (this.helloBuf.length < 4 + h.datasize) return;
-      const vars = decodeVars(this.helloBuf.subarray(4, 4 + h.datasize));
-      this.helloBuf = null;
-      if (isVarsError(vars)) {
-        this.socket.destroy();
-        this.onHello?.(new Error('bridge sent an invalid hello'));
-        return;
-      }
-      this.identity = {
-        pid: Number(getVar(vars, 'pid')),
-        workerId: Number(getVar(vars, 'worker_id')),
-        core: Number(getVar(vars, 'core')),
-      };
-      const cb = this.onHello;
-      this.onHello = null;
-      cb?.(null);
+      this.onHelloData(d);
       return;
     }
-    if (!this.sink) {
+    if (this.queue.length === 0) {
       // Bytes with no request in flight: the bridge broke the contract; do not reuse it.
       this.socket.destroy();
       return;
@@ -138,11 +155,38 @@ export class BridgeConnection {
     this.deliver();
   }
 
+  private onHelloData(d: Buffer): void {
+    this.helloBuf = this.helloBuf!.length ? Buffer.concat([this.helloBuf!, d]) : d;
+    if (this.helloBuf.length < 4) return;
+    const h = decodeHeader(this.helloBuf);
+    if (h.modifier1 !== Modifier1.CONFIG || h.modifier2 !== 1) {
+      this.socket.destroy();
+      this.onHello?.(new Error(`bridge answered the hello with modifier ${h.modifier1}/${h.modifier2}`));
+      return;
+    }
+    if (this.helloBuf.length < 4 + h.datasize) return;
+    const vars = decodeVars(this.helloBuf.subarray(4, 4 + h.datasize));
+    this.helloBuf = null;
+    if (isVarsError(vars)) {
+      this.socket.destroy();
+      this.onHello?.(new Error('bridge sent an invalid hello'));
+      return;
+    }
+    this.identity = {
+      pid: Number(getVar(vars, 'pid')),
+      workerId: Number(getVar(vars, 'worker_id')),
+      core: Number(getVar(vars, 'core')),
+    };
+    const cb = this.onHello;
+    this.onHello = null;
+    cb?.(null);
+  }
+
   /**
    * Hand the parsed pieces to their sinks. When a response completed in this chunk, its
-   * connection was already handed to the next waiting request (completeExchange) before
-   * this runs: the bridge starts on the next request while we write this one to the client,
-   * instead of idling for the length of a client write syscall.
+   * connection was already handed to the next request (completeExchange) before this runs:
+   * the bridge starts on the next request while we write this one to the client, instead
+   * of idling for the length of a client write.
    */
   private deliver(): void {
     if (this.pending.length === 0) return;
@@ -164,12 +208,34 @@ export class BridgeConnection {
     }
   }
 
-  /** Send one request: the packet (header + vars) then the body. */
-  send(packet: Buffer, body: BodySource | null, noBody: boolean, sink: ResponseSink, exchange: ExchangeInfo): void {
-    this.sink = sink;
-    this.exchange = exchange;
-    this.parser.start(noBody);
-    this.socket.write(packet);
+  /**
+   * Write without a system call per packet: writes made during one event-loop turn are
+   * corked and go out together when the turn's I/O callbacks are done.
+   */
+  private write(data: Buffer): boolean {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    return this.socket.write(data);
+  }
+
+  /**
+   * Send one request: the packet (header + vars) then the body. `retry` re-sends it through
+   * the pool if this bridge dies before starting it (only for requests without a body).
+   */
+  send(packet: Buffer, body: BodySource | null, noBody: boolean, sink: ResponseSink, info: ExchangeInfo, retry: Waiter | null = null): void {
+    const ex: Exchange = { sink, info, noBody, retry: body ? null : retry };
+    this.queue.push(ex);
+    if (this.queue.length === 1) {
+      this.headSince = Date.now();
+      this.parser.start(noBody);
+    }
+    this.write(packet);
     if (body) {
       body.pipe(
         (chunk) => !this.socket.destroyed && this.socket.write(chunk),
@@ -179,14 +245,14 @@ export class BridgeConnection {
     }
     // Last, because it may fire at once when the client is already gone.
     sink.bindAbort(() => {
-      if (this.sink === sink) {
+      if (this.queue[0] === ex) {
         // The client is gone: log the request as failed and cut the bridge off this response.
         this.failExchange(499, 'client disconnected');
         this.socket.destroy();
       }
+      // A request still queued behind another one is answered into a sink that discards it.
     });
   }
-
 
   private unpause(): void {
     if (this.paused) {
@@ -196,24 +262,26 @@ export class BridgeConnection {
   }
 
   private completeExchange(): void {
-    const sink = this.sink;
-    this.sink = null;
-    this.exchange = null;
+    const done = this.queue.shift()!;
     // The last chunk may have paused us; the next request on this connection must not hang
     // waiting for a 'drain' of a response that is already complete.
     this.unpause();
     if (this.parser.endsAtClose) this.retire = true;
-    if (sink) this.pending.push({ sink, head: null, chunk: null });
-    if (this.retire) this.socket.end();
+    this.pending.push({ sink: done.sink, head: null, chunk: null });
+    const next = this.queue[0];
+    if (next) {
+      this.headSince = Date.now();
+      this.parser.start(next.noBody);
+    }
+    if (this.retire && !next) this.socket.end();
     else this.onIdle?.(this);
   }
 
+  /** Fail the request in progress (bridge died, harakiri, client gone). */
   failExchange(status: number, reason: string): void {
     this.deliver();
-    const sink = this.sink;
-    this.sink = null;
-    this.exchange = null;
-    sink?.fail(status, reason);
+    const ex = this.queue.shift();
+    ex?.sink.fail(status, reason);
   }
 
   private onClose(): void {
@@ -223,7 +291,7 @@ export class BridgeConnection {
       this.onHello = null;
       cb(new Error('bridge closed the connection during the hello'));
     }
-    if (this.sink) {
+    if (this.queue.length > 0) {
       try {
         this.parser.finish();
         this.deliver();
@@ -231,11 +299,21 @@ export class BridgeConnection {
         this.failExchange(502, 'bridge closed the connection before the response was complete');
       }
     }
-    this.onClosed?.(this);
+    // Requests behind the one in progress were never started by the bridge: re-send them.
+    const orphans: Waiter[] = [];
+    for (const ex of this.queue.splice(0)) {
+      if (ex.retry) orphans.push(ex.retry);
+      else ex.sink.fail(502, 'bridge closed the connection');
+    }
+    this.onClosed?.(this, orphans);
   }
 }
 
-type Waiter = (err: Error | null, conn: BridgeConnection | null) => void;
+interface WaitingRequest {
+  cb: Waiter;
+  /** Has no body, so it may be queued behind another request on a connection. */
+  pipelinable: boolean;
+}
 
 /**
  * Connections of one core worker to one pool. `capacity` is this worker's share of the
@@ -244,15 +322,19 @@ type Waiter = (err: Error | null, conn: BridgeConnection | null) => void;
 export class PoolClient {
   private path: string;
   private readonly idle: BridgeConnection[] = [];
+  /** Connections with requests in progress. */
   readonly busy = new Set<BridgeConnection>();
   private opening = 0;
-  private readonly waiters: Waiter[] = [];
+  private readonly waiters: WaitingRequest[] = [];
   private capacity: number;
+  private readonly pipelineDepth: number;
   private closing = false;
 
-  constructor(path: string, capacity: number) {
+  /** `pipelineDepth`: requests that may wait behind the one in progress on a connection (0 = no pipelining). */
+  constructor(path: string, capacity: number, pipelineDepth = 0) {
     this.path = path;
     this.capacity = Math.max(1, capacity);
+    this.pipelineDepth = Math.max(0, pipelineDepth);
   }
 
   get socketPath(): string {
@@ -260,19 +342,39 @@ export class PoolClient {
   }
 
   /**
-   * Get an idle connection, open a new one within capacity, or wait in line. The callback
-   * runs synchronously when a connection is free (a finished response hands its connection
-   * straight to the next request), or with an error when the pool is closing.
+   * Get a connection for one request: an idle one, a new one within capacity, a busy one to
+   * queue behind (pipelinable requests only), or wait in line. The callback runs
+   * synchronously when a connection is free, or with an error when the pool is closing.
    */
-  acquire(cb: (err: Error | null, conn: BridgeConnection | null) => void): void {
+  acquire(cb: Waiter, pipelinable: boolean): void {
     const conn = this.idle.pop();
     if (conn) {
       this.busy.add(conn);
       cb(null, conn);
       return;
     }
-    this.waiters.push(cb);
+    if (pipelinable && this.activeCount() >= this.capacity) {
+      const target = this.pipelineTarget();
+      if (target) {
+        cb(null, target);
+        return;
+      }
+    }
+    this.waiters.push({ cb, pipelinable });
     this.fill();
+  }
+
+  /** The busy connection with the shortest queue that may take one more request, if any. */
+  private pipelineTarget(): BridgeConnection | null {
+    if (this.pipelineDepth === 0) return null;
+    const now = Date.now();
+    let best: BridgeConnection | null = null;
+    for (const c of this.busy) {
+      if (c.retire || c.closed || c.queue.length === 0 || c.queue.length > this.pipelineDepth) continue;
+      if (now - c.headSince > PIPELINE_FRESH_MS) continue;
+      if (!best || c.queue.length < best.queue.length) best = c;
+    }
+    return best;
   }
 
   /** Open connections while requests wait and capacity allows. */
@@ -309,41 +411,55 @@ export class PoolClient {
         return;
       }
       conn.onIdle = (c) => this.release(c);
-      conn.onClosed = (c) => this.forget(c);
+      conn.onClosed = (c, orphans) => this.forget(c, orphans);
       if (generationPath !== this.path || this.closing) {
         conn.socket.end();
         return;
       }
+      this.busy.add(conn);
       this.release(conn);
     };
   }
 
-  /** A connection finished its request: hand it to the next waiter or park it. */
+  /**
+   * A request on `conn` completed (or the connection just opened): hand it the next waiting
+   * request(s), or park it when it has nothing left to do.
+   */
   private release(conn: BridgeConnection): void {
-    this.busy.delete(conn);
-    if (conn.closed || conn.retire || this.closing) {
-      conn.socket.end();
+    if (conn.closed || this.closing || conn.retire) {
+      if (conn.queue.length === 0) {
+        this.busy.delete(conn);
+        conn.socket.end();
+      }
       return;
     }
-    const w = this.waiters.shift();
-    if (w) {
-      this.busy.add(conn);
-      w(null, conn);
-    } else {
-      this.idle.push(conn);
+    if (conn.queue.length === 0) {
+      const w = this.waiters.shift();
+      if (!w) {
+        this.busy.delete(conn);
+        this.idle.push(conn);
+        return;
+      }
+      w.cb(null, conn);
+    }
+    // Queue more waiting requests behind it (they go out in the same write).
+    while (this.pipelineDepth > 0 && conn.queue.length > 0 && conn.queue.length <= this.pipelineDepth && this.waiters[0]?.pipelinable && !conn.closed) {
+      this.waiters.shift()!.cb(null, conn);
     }
   }
 
-  private forget(conn: BridgeConnection): void {
+  private forget(conn: BridgeConnection, orphans: Waiter[]): void {
     this.busy.delete(conn);
     const i = this.idle.indexOf(conn);
     if (i !== -1) this.idle.splice(i, 1);
+    // Never started by the dead bridge: first in line for the next connection.
+    for (let k = orphans.length - 1; k >= 0; k--) this.waiters.unshift({ cb: orphans[k]!, pipelinable: true });
     this.fill();
   }
 
   /**
    * Point at a new generation's socket (graceful reload): idle connections to the old
-   * generation close now, busy ones close after their current request.
+   * generation close now, busy ones close after their current requests.
    */
   switchTo(path: string, capacity: number): void {
     this.path = path;
@@ -358,12 +474,12 @@ export class PoolClient {
     this.closing = true;
     for (const c of this.idle.splice(0)) c.socket.end();
     for (const c of this.busy) c.retire = true;
-    for (const w of this.waiters.splice(0)) w(new Error('server is shutting down'), null);
+    for (const w of this.waiters.splice(0)) w.cb(new Error('server is shutting down'), null);
   }
 
-  /** Requests in flight, with their bridge (harakiri checks, stats). */
+  /** Connections with a request in progress (harakiri checks, stats). */
   inFlight(): BridgeConnection[] {
-    return [...this.busy].filter((c) => c.exchange !== null);
+    return [...this.busy].filter((c) => c.queue.length > 0);
   }
 
   get waiting(): number {

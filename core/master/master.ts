@@ -262,6 +262,7 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
     httpModifier1: registry.isLoaded('http') ? options.int('http-modifier1', 0) : 0,
     httpModifier2: registry.isLoaded('http') ? options.int('http-modifier2', 0) : 0,
     harakiri: options.int('harakiri', 0),
+    bridgePipeline: options.int('bridge-pipeline', 4),
     disableLogging: options.flag('disable-logging'),
     logFormat: options.string('log-format') ?? null,
     logMicros: options.flag('log-micros'),

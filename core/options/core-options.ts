@@ -38,6 +38,7 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { name: 'env', argument: 'required', kind: 'string', multiple: true, metavar: 'NAME=VALUE', help: 'set an environment variable for apps' },
   { name: 'uid', argument: 'required', kind: 'string', help: 'setuid to this user (name or id) after binding sockets (when started as root)' },
   { name: 'gid', argument: 'required', kind: 'string', help: 'setgid to this group (name or id) after binding sockets (when started as root)' },
+  { name: 'bridge-pipeline', argument: 'required', kind: 'number', help: 'requests without a body that may queue behind the one in progress on an app worker connection when all are busy (0 disables; see docs/ARCHITECTURE.md)', defaultValue: '4' },
   { name: 'bridge-ready-timeout', argument: 'required', kind: 'number', help: 'seconds an app worker may take to load its apps before start-up fails', defaultValue: '60' },
   { name: 'no-server', argument: 'none', kind: 'flag', help: 'initialise, then exit without serving' },
 

@@ -35,6 +35,8 @@ export interface CoreWorkerPlan {
   httpModifier1: number;
   httpModifier2: number;
   harakiri: number;
+  /** Requests that may queue behind the one in progress on a bridge connection (0 = off). */
+  bridgePipeline: number;
   disableLogging: boolean;
   logFormat: string | null;
   logMicros: boolean;
@@ -71,7 +73,7 @@ export class CoreWorker {
     const p = this.plan;
     const routeByPool = new Map<string, AppRoute>();
     for (const pool of p.pools) {
-      const client = new PoolClient(pool.socketPath, capacityShare(pool.capacity, p.workerIndex, p.workerCount));
+      const client = new PoolClient(pool.socketPath, capacityShare(pool.capacity, p.workerIndex, p.workerCount), p.bridgePipeline);
       this.clients.set(pool.name, client);
       routeByPool.set(pool.name, { plugin: pool.name, client, mountpoints: pool.mountpoints });
     }

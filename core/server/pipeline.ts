@@ -5,7 +5,7 @@
  *
  *   front end (http / uwsgi) → dispatch(modifier1) → select app (mountpoint) → bridge → sink → log
  */
-import type { BodySource, BridgeConnection, PoolClient, ResponseSink } from '../bridge/pool-client.ts';
+import type { BodySource, BridgeConnection, PoolClient, ResponseSink, Waiter } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import { encodePacket, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import { formatDefaultLine, type RequestRecord } from '../logging/request-log.ts';
@@ -83,10 +83,13 @@ export class RequestPipeline {
       sink.fail(431, 'Request Header Fields Too Large');
       return true;
     }
-    route.client.acquire((err, conn) => {
+    const body = req.contentLength > 0 ? req.body : null;
+    // Also the retry: a request queued behind one whose bridge died is re-sent through it.
+    const dispatch: Waiter = (err, conn) => {
       if (err || !conn) sink.fail(503, 'Service Unavailable');
-      else this.send(conn, req, route, app, packet, sink);
-    });
+      else this.send(conn, req, app, packet, body, sink, dispatch);
+    };
+    route.client.acquire(dispatch, body === null);
     return true;
   }
 
@@ -150,7 +153,7 @@ export class RequestPipeline {
     return idx;
   }
 
-  private send(conn: BridgeConnection, req: CoreRequest, route: AppRoute, app: number, packet: Buffer, sink: ResponseSink): void {
+  private send(conn: BridgeConnection, req: CoreRequest, app: number, packet: Buffer, body: BodySource | null, sink: ResponseSink, retry: Waiter): void {
     const identity = conn.identity!;
     const log = this.o.formatLine;
     let head: ResponseHead | null = null;
@@ -209,11 +212,7 @@ export class RequestPipeline {
         finish(head ? head.statusCode : status);
       },
     };
-    conn.send(packet, req.contentLength > 0 ? req.body : null, req.method === 'HEAD', logged, {
-      bridge: identity,
-      startedAt: req.startedAt,
-      uri: req.uri,
-    });
+    conn.send(packet, body, req.method === 'HEAD', logged, { bridge: identity, startedAt: req.startedAt, uri: req.uri }, retry);
   }
 
   private count(pid: number, app: number): BridgeCounters {
