@@ -325,10 +325,15 @@ class Response:
     """
     __slots__ = ('sock', 'persistent', 'is_head', 'protocol', 'status', 'code', 'head',
                  'content_length', 'app_framed', 'headers_sent', 'mode', 'remaining',
-                 'disconnected')
+                 'disconnected', 'outbox', 'defer')
 
-    def __init__(self, sock, persistent, is_head, protocol):
+    def __init__(self, sock, persistent, is_head, protocol, outbox):
         self.sock = sock
+        # Responses held back while the core has already sent the next request (pipelining):
+        # they go out together in one write (see Worker.flush_outbox). `defer` is set only
+        # for responses whose whole body is known, never for streamed ones.
+        self.outbox = outbox
+        self.defer = False
         self.persistent = persistent
         self.is_head = is_head
         self.protocol = protocol
@@ -530,13 +535,27 @@ class Response:
             self._sendall(data)
 
     def _sendall(self, data):
+        outbox = self.outbox
+        if self.defer and outbox is not None:
+            outbox.append(data)
+            return
         try:
+            if outbox:
+                # Earlier held-back responses go first, in the same write.
+                outbox.append(data)
+                data = b''.join(outbox)
+                outbox.clear()
             self.sock.sendall(data)
         except OSError:
             self.disconnected = True
             raise
 
+    def _flush_outbox(self):
+        if self.outbox:
+            self._sendall(b'')
+
     def _sendfile(self, fd, offset, count, blksize):
+        self._flush_outbox()
         out = self.sock.fileno()
         sent = 0
         while sent < count:
@@ -584,6 +603,9 @@ class Worker(threading.Thread):
         self.index = index
         self.requests = 0
         self.conn = Connection(bridge.recv_buffer_size)
+        # Responses held back for one write while pipelined requests are pending.
+        self.outbox = []
+        self.request_body = None
         # The socket this thread is blocked on while waiting for a packet (between requests),
         # or None. Guarded by bridge.state_lock; graceful stop shuts these down to wake us.
         self.idle_sock = None
@@ -603,6 +625,8 @@ class Worker(threading.Thread):
             except Exception as exc:  # a bug in the bridge: keep the thread alive
                 log_exception(exc)
             finally:
+                self.outbox.clear()
+                self.request_body = None
                 self.conn.sock = None
                 sock.close()
 
@@ -637,8 +661,35 @@ class Worker(threading.Thread):
             return sock
         return None
 
+    def next_request_buffered(self):
+        """True when the current request's body is consumed and the next request's header
+        and vars are already in the buffer: the core pipelined it, so this response can be
+        held back and sent together with the next one(s)."""
+        if self.request_body is not None and self.request_body.remaining:
+            return False
+        conn = self.conn
+        pos = conn.pos
+        if conn.end - pos < 4:
+            return False
+        buf = conn.buf
+        return conn.end - pos >= 4 + (buf[pos + 1] | buf[pos + 2] << 8)
+
+    def flush_outbox(self):
+        """Send held-back responses. Returns False if the connection broke."""
+        if not self.outbox:
+            return True
+        data = b''.join(self.outbox)
+        self.outbox.clear()
+        try:
+            self.conn.sock.sendall(data)
+        except OSError:
+            return False
+        return True
+
     def wait_for_packet(self):
         """Block until bytes arrive on an idle connection. False at EOF or when stopping."""
+        if not self.flush_outbox():
+            return False
         bridge = self.bridge
         conn = self.conn
         with bridge.state_lock:
@@ -690,11 +741,15 @@ class Worker(threading.Thread):
             packet = self.read_packet()
         while packet is not None:
             if packet[0] == HELLO_MODIFIER1 and packet[3] == 0:
-                # A repeated hello: answer it again, it changes nothing.
-                if not self.answer_hello(sock):
+                # A repeated hello: answer it again (after any held-back responses).
+                if not self.flush_outbox() or not self.answer_hello(sock):
                     return
             elif not self.handle_packet(packet, persistent) or not persistent:
+                self.flush_outbox()
                 return
+            if self.outbox and not self.next_request_buffered():
+                if not self.flush_outbox():
+                    return
             packet = self.read_packet()
 
     def answer_hello(self, sock):
@@ -730,6 +785,7 @@ class Worker(threading.Thread):
             del environ['HTTP_CONTENT_TYPE']
         environ['wsgi.url_scheme'] = url_scheme(environ)
         body = Input(self.conn, length)
+        self.request_body = body
         environ['wsgi.input'] = body
         if modifier1 == STRIP_SCRIPT_NAME_MODIFIER1:
             strip_script_name(environ)
@@ -748,7 +804,7 @@ class Worker(threading.Thread):
     def run_app(self, app, environ, persistent):
         """Call the app and send what it returns. True if the response was delimited."""
         response = Response(self.conn.sock, persistent, environ.get('REQUEST_METHOD') == 'HEAD',
-                            environ.get('SERVER_PROTOCOL') or 'HTTP/1.0')
+                            environ.get('SERVER_PROTOCOL') or 'HTTP/1.0', self.outbox)
         result = None
         try:
             result = app(environ, response.start_response)
@@ -769,12 +825,15 @@ class Worker(threading.Thread):
         if kind is list or kind is tuple:
             if not response.headers_sent:
                 if len(result) == 1 and type(result[0]) is bytes:
-                    # The hello-world fast path: headers + body + Content-Length, one write.
+                    # The hello-world fast path: headers + body + Content-Length, one write
+                    # (held back and batched with the next responses when the core pipelines).
+                    response.defer = self.next_request_buffered()
                     response.commit(result[0], len(result[0]))
                     return response.finish()
                 if all(type(chunk) is bytes for chunk in result):
                     total = sum(map(len, result))
                     if total <= COALESCE_LIMIT:
+                        response.defer = self.next_request_buffered()
                         response.commit(b''.join(result), total)
                     else:
                         response.commit(b'', total)
