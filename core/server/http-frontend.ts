@@ -220,6 +220,11 @@ function streamSource(req: http.IncomingMessage): BodySource {
 /** Write a bridge response through Node's ServerResponse (framing, keep-alive, HEAD). */
 function httpSink(res: http.ServerResponse): ResponseSink {
   let abort: (() => void) | null = null;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    res.uncork();
+  };
   // The client may vanish while the request still waits for a bridge connection: remember
   // it, so the exchange is cut the moment it is bound instead of streaming into a dead socket.
   let clientGone = false;
@@ -241,6 +246,13 @@ function httpSink(res: http.ServerResponse): ResponseSink {
     body(chunk: Buffer) {
       // A destroyed response never emits 'drain': report "no backpressure" and drop the bytes.
       if (clientGone || res.writableEnded || res.destroyed) return true;
+      // Pieces of a body read in one event-loop turn (a 64 KiB body arrives in two reads)
+      // leave in one write.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        setImmediate(uncork);
+      }
       return res.write(chunk);
     },
     onDrain(cb) {

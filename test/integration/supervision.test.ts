@@ -87,6 +87,9 @@ describe('bridge death and harakiri', () => {
       expect((res as HttpResult).status).toBe(504);
       expect(elapsed).toBeLessThan(4000);
       await s.waitForLog(new RegExp(`\\*\\*\\* HARAKIRI ON WORKER 1 \\(pid: ${before}, try: 1\\) \\*\\*\\*`), 5000);
+      // The request is logged with its 504, and the bridge's stack dump shows where the app was.
+      await s.waitForLog(/GET \/slow\?s=5&t=harakiri => generated \d+ bytes in \d+ msecs \(HTTP\/1\.1 504\)/, 5000);
+      await s.waitForLog(/python bridge stack dump[\s\S]*slow_app\.py[\s\S]*end of the stack dump/, 5000);
       const after = await httpRequest(s.port, { path: '/pid', timeoutMs: 30000 });
       expect(after.status).toBe(200);
       expect(Number(after.body.toString())).not.toBe(before);
