@@ -61,6 +61,9 @@ export interface BridgeIdentity {
 /** An acquire callback. Called again with another connection to re-send a request. */
 export type Waiter = (err: Error | null, conn: BridgeConnection | null) => void;
 
+/** Connection attempts (~20 s with the backoff) before waiting requests are answered 503. */
+const MAX_CONNECT_ATTEMPTS = 200;
+
 /** Only queue behind a request that started less than this long ago (see above). */
 export const PIPELINE_FRESH_MS = 10;
 
@@ -399,12 +402,16 @@ export class PoolClient {
       this.opening--;
       if (err) {
         // The bridge may be restarting (socket not listening yet): retry with a short backoff.
-        if (!this.closing && generationPath === this.path && attempt < 200) {
+        if (!this.closing && generationPath === this.path && attempt < MAX_CONNECT_ATTEMPTS) {
           this.opening++;
           setTimeout(() => {
             this.opening--;
             if (this.waiters.length > 0) this.open(attempt + 1);
           }, Math.min(5 + attempt * 5, 100));
+        } else if (generationPath === this.path && this.opening === 0 && this.busy.size === 0 && this.idle.length === 0) {
+          // No app worker has answered for ~20 s and none is serving: answer the waiting
+          // requests (503) instead of letting them hang; later requests try again.
+          for (const w of this.waiters.splice(0)) w.cb(new Error('no app worker is accepting connections'), null);
         } else {
           this.fill();
         }

@@ -234,16 +234,20 @@ export class AppPool {
     const how = signal ? `killed by signal ${os.constants.signals[signal] ?? signal}` : `exit status ${code}`;
     this.opts.log.warn(`DAMN ! worker ${w.id} (pid: ${w.pid}) died, ${how} :( trying respawn ...`);
     const tooFast = Date.now() - w.spawnedAt < FORKBOMB_WINDOW_MS;
-    const respawn = (): void => {
-      if (this.stopping || w.generation !== this.generation) return;
-      this.spawnWorker(w.id, w.generation, true).catch((err: Error) => {
-        this.opts.log.error(`worker ${w.id} respawn failed: ${err.message}`);
-      });
-    };
     if (tooFast) {
       this.opts.log.warn('worker respawning too fast !!! i have to sleep a bit (2 seconds)...');
-      setTimeout(respawn, FORKBOMB_WINDOW_MS).unref();
-    } else respawn();
+      setTimeout(() => this.respawn(w.id, w.generation, FORKBOMB_WINDOW_MS), FORKBOMB_WINDOW_MS).unref();
+    } else this.respawn(w.id, w.generation, FORKBOMB_WINDOW_MS);
+  }
+
+  /** Respawn a worker slot; if the new bridge cannot start (e.g. the app no longer loads), try again later, backing off to 30 s. */
+  private respawn(id: number, generation: number, delay: number): void {
+    if (this.stopping || generation !== this.generation) return;
+    this.spawnWorker(id, generation, true).catch((err: Error) => {
+      const next = Math.min(delay * 2, 30_000);
+      this.opts.log.error(`worker ${id} respawn failed: ${err.message}; trying again in ${Math.round(next / 1000)} seconds`);
+      setTimeout(() => this.respawn(id, generation, next), next).unref();
+    });
   }
 
   private kill(w: Worker, signal: NodeJS.Signals): void {

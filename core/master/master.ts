@@ -153,7 +153,9 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsuwsgi-'));
   dropPrivileges(options, runDir, log);
 
-  const master = options.flag('master');
+  // Several core workers need a master to supervise them: --core-workers N>1 implies it
+  // (as several uWSGI options imply --master).
+  const master = options.flag('master') || options.int('core-workers', 1) > 1;
   if (master) log.info(`spawned uWSGI master process (pid: ${process.pid})`);
   const pools = new Map<string, AppPool>();
   let coreWorkers: CoreWorkerHandle[] = [];

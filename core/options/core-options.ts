@@ -26,7 +26,7 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { name: 'processes', aliases: ['workers'], short: 'p', argument: 'required', kind: 'number', help: 'number of app worker (bridge) processes per app pool', defaultValue: '1' },
   { name: 'threads', argument: 'required', kind: 'number', help: 'threads per app worker (each serves one request at a time)', defaultValue: '1' },
   { name: 'enable-threads', short: 'T', argument: 'none', kind: 'flag', help: 'allow app threads', accepted: 'app threads always work in tsuwsgi bridges' },
-  { name: 'core-workers', argument: 'required', kind: 'number', help: 'number of Node processes running the request pipeline (with --master)', defaultValue: '1' },
+  { name: 'core-workers', argument: 'required', kind: 'number', help: 'number of Node processes running the request pipeline (more than 1 implies --master)', defaultValue: '1' },
   { name: 'lazy-apps', argument: 'none', kind: 'flag', help: 'load apps in each worker', accepted: 'every bridge loads its apps itself: tsuwsgi is always lazy-apps' },
   { name: 'lazy', argument: 'none', kind: 'flag', help: 'load apps in workers', accepted: 'every bridge loads its apps itself' },
   { name: 'need-app', argument: 'none', kind: 'flag', help: 'exit if no app can be loaded', accepted: 'tsuwsgi always fails fast when an app cannot load' },
