@@ -91,10 +91,21 @@ function serve(sock) {
   let buf = Buffer.alloc(0);
   let persistent = false;
   let core = 0;
+  /** Bytes the next step needs in `buf` (header, vars, then the body). */
+  let needed = 4;
+  let pieces = [];
+  let piecesLength = 0;
   const step = () => {
+    if (pieces.length) {
+      buf = Buffer.concat([buf, ...pieces]);
+      pieces = [];
+      piecesLength = 0;
+    }
+    needed = 4;
     if (sock.busy || buf.length < 4) return;
     const mod1 = buf[0];
     const size = buf.readUInt16LE(1);
+    needed = 4 + size;
     if (buf.length < 4 + size) return;
     const block = buf.subarray(4, 4 + size);
     if (mod1 === 99) {
@@ -108,7 +119,8 @@ function serve(sock) {
     }
     const vars = parseVars(block);
     const cl = Number(vars.CONTENT_LENGTH || 0);
-    if (buf.length < 4 + size + cl) return;
+    needed = 4 + size + cl;
+    if (buf.length < needed) return;
     const body = buf.subarray(4 + size, 4 + size + cl);
     buf = buf.subarray(4 + size + cl);
     sock.busy = true;
@@ -138,9 +150,12 @@ function serve(sock) {
     else respond(sock, persistent, vars, '200 OK', 'Hello World');
     done();
   };
+  // Bytes arrive in pieces; join them only once enough is there for the next step (joining
+  // on every piece would be quadratic for large bodies).
   sock.on('data', (d) => {
-    buf = buf.length ? Buffer.concat([buf, d]) : d;
-    step();
+    pieces.push(d);
+    piecesLength += d.length;
+    if (buf.length + piecesLength >= needed) step();
   });
   sock.on('error', () => {});
   sock.on('close', () => connections.delete(sock));

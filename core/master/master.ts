@@ -170,10 +170,25 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
     localCore?.switchPool(pool.opts.name, pool.socketPath, pool.capacity);
     for (const cw of coreWorkers) cw.send({ type: 'switch', name: pool.opts.name, socketPath: pool.socketPath, capacity: pool.capacity });
   };
+  // Reloads run one at a time; a SIGHUP during a reload schedules one more afterwards.
+  let reloading: Promise<void> | null = null;
+  let reloadAgain = false;
   const reload = async (): Promise<void> => {
-    log.info('...gracefully killing workers...');
-    for (const pool of pools.values()) await pool.reload();
-    log.info('workers reloaded');
+    if (stopping) return;
+    if (reloading) {
+      reloadAgain = true;
+      return;
+    }
+    reloading = (async () => {
+      do {
+        reloadAgain = false;
+        log.info('...gracefully killing workers...');
+        for (const pool of pools.values()) await pool.reload();
+        log.info('workers reloaded');
+      } while (reloadAgain && !stopping);
+    })();
+    await reloading;
+    reloading = null;
   };
   const stop = async (graceful: boolean): Promise<void> => {
     if (stopping) return;

@@ -11,6 +11,7 @@ import type { BodySource, ResponseSink } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import type { UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import type { ServerLog } from '../logging/server-log.ts';
+import { spoolBody } from './body-spool.ts';
 import type { RequestPipeline } from './pipeline.ts';
 
 export interface HttpFrontendOptions {
@@ -157,31 +158,29 @@ function onRequest(o: HttpFrontendOptions, req: http.IncomingMessage, res: http.
   };
 
   if (chunked) {
-    // A chunked body has no length up front and uwsgi packets need CONTENT_LENGTH: buffer it.
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on('data', (d: Buffer) => {
-      size += d.length;
-      if (o.limitPost > 0 && size > o.limitPost) {
+    // A chunked body has no length up front and uwsgi packets need CONTENT_LENGTH: read it
+    // first (in memory, or spooled to a temporary file when large), then dispatch.
+    spoolBody(req, o.limitPost).then(
+      (body) => {
+        if (res.headersSent || res.destroyed) return;
+        vars.push(['CONTENT_LENGTH', String(body.size)]);
+        request.contentLength = body.size;
+        request.body = body.source;
+        if (!o.pipeline.handle(request, sink)) socket.destroy();
+      },
+      (err: Error & { tooLarge?: boolean }) => {
+        if (!err.tooLarge) {
+          socket.destroy();
+          return;
+        }
         o.log.warn(`chunked request body exceeds --limit-post ${o.limitPost}: answered 413`);
         res.shouldKeepAlive = false;
         if (!res.headersSent) {
           res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close' });
           res.end('Request Entity Too Large');
         }
-        req.destroy();
-        return;
-      }
-      parts.push(d);
-    });
-    req.on('end', () => {
-      if (res.headersSent) return;
-      const body = Buffer.concat(parts, size);
-      vars.push(['CONTENT_LENGTH', String(size)]);
-      request.contentLength = size;
-      request.body = bufferSource(body);
-      if (!o.pipeline.handle(request, sink)) socket.destroy();
-    });
+      },
+    );
     return;
   }
 
@@ -191,15 +190,6 @@ function onRequest(o: HttpFrontendOptions, req: http.IncomingMessage, res: http.
 
 function stripV4Mapped(a: string): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
-}
-
-function bufferSource(body: Buffer): BodySource {
-  return {
-    pipe(write, _waitDrain, done) {
-      write(body);
-      done();
-    },
-  };
 }
 
 /** Stream a request body to the bridge with backpressure both ways. */
