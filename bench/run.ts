@@ -290,49 +290,72 @@ async function main(): Promise<void> {
   );
   const results: Result[] = [];
   for (const app of apps) {
-    for (const peer of peers) {
-      const port = await freePort();
-      const cmd = peer.command(app, port);
-      const r = startPeer(peer, app, port);
-      try {
-        await waitReady(r, port, app, peer.name);
-        const rounds: Round[] = [];
-        let stalled = false;
-        if (!/^0+[a-z]*$/.test(WARMUP)) {
-          runWrk(port, WARMUP);
-          stalled = !(await answers(port, app));
+    // All servers run side by side and the rounds are interleaved (tsuwsgi, uWSGI, gunicorn,
+    // tsuwsgi, …): the machines are shared and noisy, and interleaving spreads the noise over
+    // every server instead of penalising whichever happened to run during a busy minute.
+    interface Live {
+      peer: Peer;
+      port: number;
+      cmd: string;
+      running: Running;
+      rounds: Round[];
+      stalled: boolean;
+    }
+    const live: Live[] = [];
+    try {
+      for (const peer of peers) {
+        const port = await freePort();
+        const c = peer.command(app, port);
+        const running = startPeer(peer, app, port);
+        try {
+          await waitReady(running, port, app, peer.name);
+        } catch (err) {
+          console.log(`  ${peer.name} ${app.name}: FAILED: ${(err as Error).message}`);
+          skipped.push({ server: `${peer.name}/${app.name}`, reason: `failed: ${(err as Error).message.split('\n')[0]}` });
+          await stopPeer(running);
+          continue;
         }
-        if (stalled) console.log(`  ${peer.name} ${app.name}: stopped answering after the warm-up run (wrk's connections were cut mid-request)`);
-        for (let i = 0; i < ROUNDS && !stalled; i++) {
-          const round = parseWrk(runWrk(port, DURATION));
-          rounds.push(round);
+        live.push({ peer, port, cmd: [c.file, ...c.args].join(' '), running, rounds: [], stalled: false });
+      }
+      for (const l of live) {
+        if (/^0+[a-z]*$/.test(WARMUP)) continue;
+        runWrk(l.port, WARMUP);
+        if (!(await answers(l.port, app))) {
+          l.stalled = true;
+          console.log(`  ${l.peer.name} ${app.name}: stopped answering after the warm-up run (wrk's connections were cut mid-request)`);
+        }
+      }
+      for (let i = 0; i < ROUNDS; i++) {
+        for (const l of live) {
+          if (l.stalled) continue;
+          const round = parseWrk(runWrk(l.port, DURATION));
+          l.rounds.push(round);
           const errs = round.socketErrors;
           console.log(
-            `  ${peer.name} ${app.name} round ${i + 1}: ${round.rps.toFixed(0)} req/s, p99 ${round.p99Ms.toFixed(2)} ms` +
+            `  ${l.peer.name} ${app.name} round ${i + 1}: ${round.rps.toFixed(0)} req/s, p99 ${round.p99Ms.toFixed(2)} ms` +
               (errs.connect + errs.write + errs.timeout + round.non2xx ? `, errors: connect ${errs.connect} write ${errs.write} timeout ${errs.timeout} non-2xx ${round.non2xx}` : '') +
               (errs.read ? `, connection closes (wrk "read" errors): ${errs.read}` : ''),
           );
-          if (!(await answers(port, app))) {
-            stalled = true;
-            console.log(`  ${peer.name} ${app.name}: stopped answering after round ${i + 1} (wrk's connections were cut mid-request)`);
+          if (!(await answers(l.port, app))) {
+            l.stalled = true;
+            console.log(`  ${l.peer.name} ${app.name}: stopped answering after round ${i + 1} (wrk's connections were cut mid-request)`);
           }
         }
-        results.push({
-          server: peer.name,
-          app: app.name,
-          command: [cmd.file, ...cmd.args].join(' '),
-          rounds,
-          medianRps: rounds.length ? median(rounds.map((x) => x.rps)) : 0,
-          medianP99Ms: rounds.length ? median(rounds.map((x) => x.p99Ms)) : Number.NaN,
-          closesConnections: rounds.some((x) => x.socketErrors.read > x.requests / 2),
-          stalled,
-        });
-      } catch (err) {
-        console.log(`  ${peer.name} ${app.name}: FAILED: ${(err as Error).message}`);
-        skipped.push({ server: `${peer.name}/${app.name}`, reason: `failed: ${(err as Error).message.split('\n')[0]}` });
-      } finally {
-        await stopPeer(r);
       }
+    } finally {
+      for (const l of live) await stopPeer(l.running);
+    }
+    for (const l of live) {
+      results.push({
+        server: l.peer.name,
+        app: app.name,
+        command: l.cmd,
+        rounds: l.rounds,
+        medianRps: l.rounds.length ? median(l.rounds.map((x) => x.rps)) : 0,
+        medianP99Ms: l.rounds.length ? median(l.rounds.map((x) => x.p99Ms)) : Number.NaN,
+        closesConnections: l.rounds.some((x) => x.socketErrors.read > x.requests / 2),
+        stalled: l.stalled,
+      });
     }
   }
 
