@@ -136,6 +136,8 @@ export class AppPool {
     const o = this.opts;
     const config = {
       ...o.bridgeConfig,
+      // uwsgi.is_a_reload: true in workers started by a graceful reload.
+      isReload: generation > 1,
       workerId: id,
       processes: o.processes,
       threads: o.threads,

@@ -135,12 +135,14 @@ export class CoreWorker {
     for (const [name, client] of this.clients) {
       for (const conn of client.inFlight()) {
         const ex = conn.exchange!;
-        if (now - ex.startedAt < limit) continue;
+        // Counted from when the bridge started the request (uWSGI: when the worker took it),
+        // not from when it arrived: time spent waiting for a free worker is not the app's.
+        if (now - conn.headSince < limit) continue;
         // The client gets 504 now; the master dumps the bridge's stack and replaces it.
         conn.retire = true;
         conn.failExchange(504, 'Gateway Timeout');
         conn.socket.destroy();
-        this.master.harakiri(name, ex.bridge.pid, ex.uri, ex.startedAt);
+        this.master.harakiri(name, ex.bridge.pid, ex.uri, conn.headSince);
       }
     }
   }

@@ -41,4 +41,13 @@ describe('bridge pipelining', () => {
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(await srv.stop()).toBe(0);
   });
+
+  it('harakiri counts from when the worker starts a request, not from when it arrived', async () => {
+    const srv = await startServer([...DUMMY, '--processes', '1', '--harakiri', '2']);
+    // Two 1.5 s requests on one worker: the second waits 1.5 s, then runs 1.5 s (3 s in all).
+    const [a, b] = await Promise.all([httpRequest(srv.port, { path: '/sleep?ms=1500' }), httpRequest(srv.port, { path: '/sleep?ms=1500' })]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(srv.logs()).not.toMatch(/HARAKIRI/);
+    expect(await srv.stop()).toBe(0);
+  }, 30000);
 });
