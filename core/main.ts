@@ -44,16 +44,16 @@ async function main(): Promise<void> {
     return;
   }
   const registry = new PluginRegistry(CORE_OPTIONS, defaultPluginSource());
+  // The same sources are read again on SIGHUP (uWSGI re-reads its config on a reload).
+  const argv = process.argv.slice(2);
+  const startCwd = process.cwd();
+  const readConfig = (): ResolvedOptions =>
+    new ResolvedOptions(
+      loadConfig({ argv, env: process.env, cwd: startCwd, lookup: registry, log: (line) => process.stderr.write(line + '\n') }).entries,
+    );
   let options: ResolvedOptions;
   try {
-    const loaded = loadConfig({
-      argv: process.argv.slice(2),
-      env: process.env,
-      cwd: process.cwd(),
-      lookup: registry,
-      log: (line) => process.stderr.write(line + '\n'),
-    });
-    options = new ResolvedOptions(loaded.entries);
+    options = readConfig();
   } catch (err) {
     fail(err);
   }
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   try {
-    const { done } = await runServer(options, registry, log);
+    const { done } = await runServer(options, registry, log, readConfig);
     const code = await done;
     log.flushSync();
     process.exit(code);

@@ -79,7 +79,8 @@ export interface PoolEvents {
 const FORKBOMB_WINDOW_MS = 2000;
 
 export class AppPool {
-  readonly opts: AppPoolOptions;
+  /** Settings of the current generation; `reconfigure` changes them for the next one. */
+  opts: AppPoolOptions;
   private generation = 0;
   socketPath = '';
   private socketFd = -1;
@@ -280,18 +281,22 @@ export class AppPool {
    * let the old generation finish its requests and exit (bounded by worker-reload-mercy).
    * If the new generation cannot start, the old one keeps serving.
    */
-  async reload(): Promise<void> {
+  async reload(next?: Partial<AppPoolOptions>): Promise<void> {
     const old = [...this.workers.values()].filter((w) => w.generation === this.generation);
     const oldFd = this.socketFd;
     const oldPath = this.socketPath;
+    const oldOpts = this.opts;
+    // A re-read configuration applies to the new generation only.
+    if (next) this.opts = { ...this.opts, ...next };
     try {
       await this.startGeneration();
     } catch (err) {
       this.opts.log.error(`reload of ${this.opts.name} workers failed, the old workers keep serving: ${(err as Error).message}`);
-      // Roll back to the old generation's socket.
+      // Roll back to the old generation's socket and settings.
       this.generation--;
       this.socketFd = oldFd;
       this.socketPath = oldPath;
+      this.opts = oldOpts;
       return;
     }
     this.events.onSwitch(this);

@@ -22,7 +22,7 @@ import { CoreWorker, type CoreWorkerPlan, type MasterLink } from '../server/core
 import { bindAddress, parseAddress, type BoundSocket, type SocketProtocol } from '../server/sockets.ts';
 import { UWSGI_COMPAT_VERSION } from '../version.ts';
 import { ctime } from '../logging/request-log.ts';
-import { AppPool } from './app-pool.ts';
+import { AppPool, type AppPoolOptions } from './app-pool.ts';
 import { dropPrivileges } from './privileges.ts';
 
 const BIN_ENTRY = fileURLToPath(new URL('../../bin/tsuwsgi.js', import.meta.url));
@@ -112,7 +112,74 @@ export interface RunResult {
   done: Promise<number>;
 }
 
-export async function runServer(options: ResolvedOptions, registry: PluginRegistry, log: ServerLog): Promise<RunResult> {
+/**
+ * Options a graceful reload applies to the new app workers (uWSGI re-reads its config on
+ * SIGHUP); options of language plugins count too. Any other change needs a restart, and the
+ * reload says so.
+ */
+const WORKER_OPTIONS = new Set(['processes', 'workers', 'threads', 'env', 'mount', 'catch-exceptions', 'bridge-ready-timeout', 'enable-threads', 'lazy-apps', 'lazy', 'need-app']);
+/** Options that only print or exit: never "changed" in a way that matters. */
+const INTROSPECTION_OPTIONS = new Set(['show-config', 'print', 'get', 'version', 'help', 'plugins-list', 'ini', 'include', 'inherit', 'set', 'set-placeholder', 'strict']);
+
+/** Options whose value differs between two configurations and that a reload cannot apply. */
+export function restartOnlyChanges(before: ResolvedOptions, after: ResolvedOptions, registry: PluginRegistry): string[] {
+  const keys = new Set([...before.entries.map((e) => e.key), ...after.entries.map((e) => e.key)]);
+  const out: string[] = [];
+  for (const key of keys) {
+    const owner = registry.lookup(key);
+    if (!owner || WORKER_OPTIONS.has(key) || INTROSPECTION_OPTIONS.has(key)) continue;
+    if (owner.owner !== 'core' && registry.plugins().find((d) => d.name === owner.owner)?.bridge) continue;
+    if (JSON.stringify(before.all(key)) !== JSON.stringify(after.all(key))) out.push(key);
+  }
+  return out;
+}
+
+function appEnvironment(options: ResolvedOptions): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const e of options.all('env')) {
+    const eq = e.indexOf('=');
+    if (eq <= 0) throw new InvalidOptionError(`invalid --env "${e}": use NAME=VALUE`);
+    env[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+  // Internal variables of a parent tsuwsgi must not leak into bridges.
+  delete env.TSUWSGI_ROLE;
+  return env;
+}
+
+function workerCounts(options: ResolvedOptions): { processes: number; threads: number } {
+  const processes = options.int('processes', 1);
+  const threads = options.int('threads', 1);
+  if (processes < 1) throw new InvalidOptionError('--processes must be at least 1');
+  if (threads < 1) throw new InvalidOptionError('--threads must be at least 1');
+  return { processes, threads };
+}
+
+/** The settings of one language plugin's pool that come from the configuration. */
+function poolSettings(
+  options: ResolvedOptions,
+  d: PluginDescriptor,
+  apps: AppSpec[],
+  bridgeBase: Record<string, unknown>,
+): Pick<AppPoolOptions, 'processes' | 'threads' | 'command' | 'apps' | 'bridgeConfig' | 'env' | 'readyTimeout'> {
+  const bridge = d.bridge!;
+  return {
+    ...workerCounts(options),
+    command: bridge.command(options),
+    apps,
+    bridgeConfig: { ...bridgeBase, options: options.toObject(), plugin: { catchExceptions: options.flag('catch-exceptions'), ...bridge.settings?.(options) } },
+    env: appEnvironment(options),
+    readyTimeout: options.int('bridge-ready-timeout', 60),
+  };
+}
+
+export async function runServer(
+  initialOptions: ResolvedOptions,
+  registry: PluginRegistry,
+  log: ServerLog,
+  /** Re-read the configuration (SIGHUP); throws when it is invalid. */
+  rereadConfig?: () => ResolvedOptions,
+): Promise<RunResult> {
+  const options = initialOptions;
   log.info(`*** Starting uWSGI ${UWSGI_COMPAT_VERSION} (64bit) on [${ctime(Date.now())}] ***`);
   const chdir = options.string('chdir');
   if (chdir) {
@@ -122,25 +189,13 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
       throw new InvalidOptionError(`--chdir ${chdir}: ${(err as Error).message}`);
     }
   }
-  const appEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const e of options.all('env')) {
-    const eq = e.indexOf('=');
-    if (eq <= 0) throw new InvalidOptionError(`invalid --env "${e}": use NAME=VALUE`);
-    appEnv[e.slice(0, eq)] = e.slice(eq + 1);
-  }
-  // Internal variables of a parent tsuwsgi must not leak into bridges.
-  delete appEnv.TSUWSGI_ROLE;
-
   for (const [from, to] of options.all('remap-modifier').map((r) => r.split(':'))) {
     if (from === undefined || to === undefined) throw new InvalidOptionError('--remap-modifier needs FROM:TO');
     registry.remap(Number(from), Number(to));
   }
 
   const apps = collectApps(options, registry);
-  const processes = options.int('processes', 1);
-  const threads = options.int('threads', 1);
-  if (processes < 1) throw new InvalidOptionError('--processes must be at least 1');
-  if (threads < 1) throw new InvalidOptionError('--threads must be at least 1');
+  workerCounts(options);
   const bufferSize = options.int('buffer-size', 65535);
   if (bufferSize < 1024 || bufferSize > 65535) throw new InvalidOptionError('--buffer-size must be between 1024 and 65535 (the uwsgi packet limit)');
 
@@ -170,6 +225,38 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
     localCore?.switchPool(pool.opts.name, pool.socketPath, pool.capacity);
     for (const cw of coreWorkers) cw.send({ type: 'switch', name: pool.opts.name, socketPath: pool.socketPath, capacity: pool.capacity });
   };
+  /**
+   * Re-read the configuration for a reload: per pool, the settings its new workers get.
+   * null keeps the running settings (no re-read possible, an invalid file, or a change of
+   * app layout, which needs a restart).
+   */
+  let current = options;
+  const rereadSettings = (): Map<string, Partial<AppPoolOptions>> | null => {
+    if (!rereadConfig) return null;
+    let next: ResolvedOptions;
+    let nextApps: Map<PluginDescriptor, AppSpec[]>;
+    try {
+      next = rereadConfig();
+      nextApps = collectApps(next, registry);
+      workerCounts(next);
+      appEnvironment(next);
+    } catch (err) {
+      log.error(`configuration not reloaded: ${(err as Error).message}; the workers restart with the running configuration`);
+      return null;
+    }
+    const restart = restartOnlyChanges(current, next, registry);
+    if (restart.length) log.warn(`configuration re-read; changes to ${restart.map((k) => `--${k}`).join(', ')} need a restart of tsuwsgi to apply`);
+    const layout = (m: Map<PluginDescriptor, AppSpec[]>): string =>
+      JSON.stringify([...m].map(([d, list]) => [d.name, list.map((a) => a.mountpoint)]).sort());
+    if (layout(nextApps) !== layout(apps)) {
+      log.warn('configuration re-read; the apps or their mountpoints changed, which needs a restart of tsuwsgi: the workers restart with the running apps');
+      return null;
+    }
+    current = next;
+    const out = new Map<string, Partial<AppPoolOptions>>();
+    for (const [d, list] of nextApps) out.set(d.name, poolSettings(next, d, list, bridgeBase));
+    return out;
+  };
   // Reloads run one at a time; a SIGHUP during a reload schedules one more afterwards.
   let reloading: Promise<void> | null = null;
   let reloadAgain = false;
@@ -183,7 +270,8 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
       do {
         reloadAgain = false;
         log.info('...gracefully killing workers...');
-        for (const pool of pools.values()) await pool.reload();
+        const next = rereadSettings();
+        for (const pool of pools.values()) await pool.reload(next?.get(pool.opts.name));
         log.info('workers reloaded');
       } while (reloadAgain && !stopping);
     })();
@@ -213,7 +301,6 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
     bufferSize,
     isReload: false,
     startedOn: Math.floor(Date.now() / 1000),
-    options: options.toObject(),
   };
   try {
     await Promise.all(
@@ -223,17 +310,11 @@ export async function runServer(options: ResolvedOptions, registry: PluginRegist
           {
             name: d.name,
             runtime: bridge.runtime,
-            command: bridge.command(options),
-            processes,
-            threads,
-            apps: list,
-            bridgeConfig: { ...bridgeBase, plugin: { catchExceptions: options.flag('catch-exceptions'), ...bridge.settings?.(options) } },
-            env: appEnv,
+            ...poolSettings(options, d, list, bridgeBase),
             logFd: log.fd,
             log,
             runDir,
             listenBacklog: options.int('listen', 100),
-            readyTimeout: options.int('bridge-ready-timeout', 60),
             reloadMercy,
           },
           {
