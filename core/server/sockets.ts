@@ -40,7 +40,12 @@ export function parseAddress(spec: string): ParsedAddress {
     if (!Number.isInteger(fd) || fd < 0) throw new InvalidOptionError(`invalid socket address "${spec}": fd:// needs a descriptor number`);
     return { family: 'fd', fd };
   }
-  if (s.startsWith('@')) return { family: 'unix', path: s.slice(1), abstract: true };
+  if (s.startsWith('@')) {
+    // Node's pipe binding (up to at least Node 20) pads an abstract name with NUL bytes to the
+    // full sun_path length, so the socket would exist under a name no other program (nginx,
+    // uwsgi clients) connects to. Refuse it rather than bind an unreachable socket.
+    throw new InvalidOptionError(`abstract unix socket "${spec}" is not supported: Node pads abstract names, so clients could not connect; use a socket file path instead (e.g. /run/app.sock)`);
+  }
   const colon = s.lastIndexOf(':');
   if (colon === -1) {
     if (s === '') throw new InvalidOptionError('empty socket address: use HOST:PORT, :PORT or a unix socket path');
