@@ -693,9 +693,13 @@ class Worker(threading.Thread):
         bridge = self.bridge
         conn = self.conn
         with bridge.state_lock:
-            if bridge.stopping:
-                return False
-            self.idle_sock = conn.sock
+            stopping = bridge.stopping
+            if not stopping:
+                self.idle_sock = conn.sock
+        if stopping:
+            # Stopping: serve what the core already sent (a pipelined request may be waiting
+            # in the socket), but do not wait for more.
+            return self.fill_nonblocking()
         try:
             return conn.fill() > 0
         except OSError:
@@ -703,6 +707,18 @@ class Worker(threading.Thread):
         finally:
             with bridge.state_lock:
                 self.idle_sock = None
+
+    def fill_nonblocking(self):
+        """Read whatever is already queued on the connection; False when nothing is."""
+        sock = self.conn.sock
+        try:
+            sock.setblocking(False)
+            try:
+                return self.conn.fill() > 0
+            finally:
+                sock.setblocking(True)
+        except OSError:  # BlockingIOError included: nothing queued
+            return False
 
     def read_packet(self):
         """Buffer the next packet's header and vars. Returns (modifier1, start, size,
@@ -1146,7 +1162,10 @@ class Bridge:
             idle = [worker.idle_sock for worker in self.workers if worker.idle_sock is not None]
             for sock in idle:
                 try:
-                    sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in recv()
+                    # Wakes the thread blocked in recv(). Only the read side: a request that
+                    # is already queued is still read (Linux delivers queued data before the
+                    # EOF) and can still be answered.
+                    sock.shutdown(socket.SHUT_RD)
                 except OSError:
                     pass
         self.wake_event.set()

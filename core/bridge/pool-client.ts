@@ -211,6 +211,14 @@ export class BridgeConnection {
     }
   }
 
+  /** Send corked writes now (before the old generation is told to stop, on reload). */
+  flush(): void {
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+  }
+
   /**
    * Write without a system call per packet: writes made during one event-loop turn are
    * corked and go out together when the turn's I/O callbacks are done.
@@ -219,10 +227,7 @@ export class BridgeConnection {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
+      setImmediate(() => this.flush());
     }
     return this.socket.write(data);
   }
@@ -472,7 +477,12 @@ export class PoolClient {
     this.path = path;
     this.capacity = Math.max(1, capacity);
     for (const c of this.idle.splice(0)) c.socket.end();
-    for (const c of this.busy) c.retire = true;
+    for (const c of this.busy) {
+      // No new work for the old generation, and what it was sent must reach it before it is
+      // told to stop (it serves what it has received, then exits).
+      c.retire = true;
+      c.flush();
+    }
     this.fill();
   }
 

@@ -71,8 +71,8 @@ type ControlMessage = ReadyMessage | LoadFailedMessage | { event: 'reload' } | {
 export interface PoolEvents {
   /** The app asked for a reload (uwsgi.reload()) or a stop (uwsgi.stop()). */
   onAppRequest(kind: 'reload' | 'stop'): void;
-  /** A new generation's socket is ready: core workers must move there. */
-  onSwitch(pool: AppPool): void;
+  /** A new generation's socket is ready: core workers must move there (resolves when they have). */
+  onSwitch(pool: AppPool): Promise<void>;
 }
 
 /** uWSGI: a worker respawning within this window sleeps first (anti fork-bomb). */
@@ -299,7 +299,7 @@ export class AppPool {
       this.opts = oldOpts;
       return;
     }
-    this.events.onSwitch(this);
+    await this.events.onSwitch(this);
     await this.retire(old, true);
     closeBoundFd(oldFd);
     fs.rm(oldPath, { force: true }, () => {});

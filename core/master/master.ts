@@ -221,9 +221,10 @@ export async function runServer(
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
 
-  const switchPool = (pool: AppPool): void => {
+  /** Move every core worker to a pool's new generation; resolves when all have moved. */
+  const switchPool = async (pool: AppPool): Promise<void> => {
     localCore?.switchPool(pool.opts.name, pool.socketPath, pool.capacity);
-    for (const cw of coreWorkers) cw.send({ type: 'switch', name: pool.opts.name, socketPath: pool.socketPath, capacity: pool.capacity });
+    await Promise.all(coreWorkers.map((cw) => cw.switchPool(pool.opts.name, pool.socketPath, pool.capacity)));
   };
   /**
    * Re-read the configuration for a reload: per pool, the settings its new workers get.
@@ -450,9 +451,28 @@ class CoreWorkerHandle {
     });
   }
 
-  send(msg: { type: 'switch'; name: string; socketPath: string; capacity: number }): void {
-    this.switches.set(msg.name, { socketPath: msg.socketPath, capacity: msg.capacity });
-    this.child?.send(msg);
+  /**
+   * Move the child to a pool's new generation. Resolves when it confirms (it has stopped
+   * sending to the old generation and flushed what it sent), so the old bridges are only
+   * told to stop after that; a child that does not answer within 5 s is not waited for.
+   */
+  switchPool(name: string, socketPath: string, capacity: number): Promise<void> {
+    this.switches.set(name, { socketPath, capacity });
+    const child = this.child;
+    if (!child?.connected) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, 5000);
+      function done(): void {
+        clearTimeout(timer);
+        child!.off('message', onMessage);
+        resolve();
+      }
+      const onMessage = (m: { type: string; name?: string }): void => {
+        if (m.type === 'switched' && m.name === name) done();
+      };
+      child.on('message', onMessage);
+      child.send({ type: 'switch', name, socketPath, capacity });
+    });
   }
 
   async stop(graceful: boolean, mercyMs: number): Promise<void> {
@@ -481,7 +501,10 @@ export function runCoreWorkerChild(log: ServerLog): void {
         send({ type: 'error', error: (err as Error).message });
         process.exit(1);
       }
-    } else if (msg.type === 'switch' && worker) worker.switchPool(msg.name!, msg.socketPath!, msg.capacity!);
+    } else if (msg.type === 'switch' && worker) {
+      worker.switchPool(msg.name!, msg.socketPath!, msg.capacity!);
+      send({ type: 'switched', name: msg.name });
+    }
     else if (msg.type === 'stop' && worker) {
       void worker.stop(msg.graceful ?? true, msg.mercyMs ?? 60000).then(() => {
         log.flushSync();

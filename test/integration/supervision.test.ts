@@ -144,8 +144,8 @@ describe('graceful reload (SIGHUP)', () => {
     srv = undefined;
   }, 30000);
 
-  test('two SIGHUPs under load (4 clients, keep-alive and fresh connections, 300+ requests): zero failures, worker pids change', async () => {
-    srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', SUITE, '--master', '--processes', '2', '--threads', '2']);
+  test.each([['with --master', ['--master']], ['in one process', []]])('two SIGHUPs under load %s (4 clients, keep-alive and fresh connections, 300+ requests): zero failures, worker pids change', async (_label, extra) => {
+    srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', SUITE, ...(extra as string[]), '--processes', '2', '--threads', '2']);
     const s = srv;
     await withLog(s, async () => {
       const initial = (await s.waitForLogCount(/spawned uWSGI worker \d+ \(pid: (\d+), cores: \d+\)/, 2)).map((m) => Number(m[1]));
