@@ -19,7 +19,6 @@ const control = new net.Socket({ fd: Number(process.env.TSUWSGI_CONTROL_FD ?? 4)
 const send = (msg) => control.write(JSON.stringify(msg) + '\n');
 let stopping = false;
 const connections = new Set();
-let busy = 0;
 
 // EOF on the control channel: the core is gone, so are we.
 control.on('end', () => process.exit(0));
@@ -33,10 +32,11 @@ control.on('data', (d) => {
     pending = pending.slice(nl + 1);
     if (msg.cmd === 'stop' && !msg.graceful) process.exit(0);
     if (msg.cmd === 'stop') {
+      // Stop accepting; keep serving the connections we have (the core closes them once it
+      // has moved on, so nothing it already sent is lost), and exit when they are gone.
       stopping = true;
       server.close();
-      for (const c of connections) if (!c.busy) c.end();
-      if (busy === 0) process.exit(0);
+      if (connections.size === 0) process.exit(0);
     }
     if (msg.cmd === 'stack') process.stderr.write(`dummy bridge ${process.pid} stack: ${new Error('stack dump').stack}\n`);
   }
@@ -124,14 +124,9 @@ function serve(sock) {
     const body = buf.subarray(4 + size, 4 + size + cl);
     buf = buf.subarray(4 + size + cl);
     sock.busy = true;
-    busy++;
     const done = () => {
       sock.busy = false;
-      busy--;
-      if (stopping) {
-        sock.end();
-        if (busy === 0) setImmediate(() => process.exit(0));
-      } else if (!persistent) sock.end();
+      if (!persistent) sock.end();
       else step();
     };
     const path = vars.PATH_INFO || '/';
@@ -158,7 +153,10 @@ function serve(sock) {
     if (buf.length + piecesLength >= needed) step();
   });
   sock.on('error', () => {});
-  sock.on('close', () => connections.delete(sock));
+  sock.on('close', () => {
+    connections.delete(sock);
+    if (stopping && connections.size === 0) process.exit(0);
+  });
 }
 
 const server = net.createServer(serve);
