@@ -78,7 +78,6 @@ interface Exchange {
 export interface ExchangeInfo {
   /** Bridge that served the request (for logs, harakiri, stats). */
   bridge: BridgeIdentity;
-  startedAt: number;
   /** Request URI for harakiri logs. */
   uri: string;
 }

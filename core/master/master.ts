@@ -17,6 +17,7 @@ import { ConfigError, InvalidOptionError, TsuwsgiError } from '../errors.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import type { ResolvedOptions } from '../options/resolved.ts';
 import type { AppSpec, PluginDescriptor } from '../plugins/api.ts';
+import { runInitHooks } from '../plugins/lifecycle.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
 import { CoreWorker, type CoreWorkerPlan, type MasterLink } from '../server/core-worker.ts';
 import { bindAddress, parseAddress, type BoundSocket, type SocketProtocol } from '../server/sockets.ts';
@@ -194,6 +195,7 @@ export async function runServer(
     registry.remap(Number(from), Number(to));
   }
 
+  await runInitHooks(registry.plugins(), { options, log: (m) => log.info(m) });
   const apps = collectApps(options, registry);
   workerCounts(options);
   const bufferSize = options.int('buffer-size', 65535);

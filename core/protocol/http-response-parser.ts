@@ -50,8 +50,6 @@ export class HttpResponseParser {
   private remaining = 0;
   private noBody = false;
   private lineBuf = '';
-  /** Bytes received after the response ended (must not happen on a well-behaved bridge). */
-  extraBytes = 0;
 
   constructor(private readonly handler: ResponseHandler) {}
 
@@ -62,7 +60,6 @@ export class HttpResponseParser {
     this.noBody = noBody;
     this.remaining = 0;
     this.lineBuf = '';
-    this.extraBytes = 0;
   }
 
   get done(): boolean {
@@ -130,11 +127,10 @@ export class HttpResponseParser {
           if (--this.remaining === 0) this.state = State.ChunkSize;
           break;
         }
-        case State.Done: {
-          this.extraBytes += data.length - off;
-          off = data.length;
-          break;
-        }
+        case State.Done:
+          // Bytes after a complete response with no request waiting for them: the bridge
+          // broke the contract, and the connection cannot be trusted any more.
+          throw new ProtocolError('bridge sent bytes after the end of its response');
       }
     }
   }

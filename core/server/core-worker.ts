@@ -88,7 +88,6 @@ export class CoreWorker {
       noDefaultApp: p.noDefaultApp,
       log: this.log,
       formatLine,
-      logMicros: p.logMicros,
     });
 
     for (const s of p.sockets) {

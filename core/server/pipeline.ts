@@ -45,7 +45,6 @@ export interface PipelineOptions {
   log: ServerLog;
   /** null = --disable-logging; else the line formatter. */
   formatLine: ((r: RequestRecord) => string) | null;
-  logMicros: boolean;
 }
 
 /** Per-bridge counters for the request log's "req: APPREQS/WORKERREQS". */
@@ -212,7 +211,7 @@ export class RequestPipeline {
         finish(head ? head.statusCode : status);
       },
     };
-    conn.send(packet, body, req.method === 'HEAD', logged, { bridge: identity, startedAt: req.startedAt, uri: req.uri }, retry);
+    conn.send(packet, body, req.method === 'HEAD', logged, { bridge: identity, uri: req.uri }, retry);
   }
 
   private count(pid: number, app: number): BridgeCounters {

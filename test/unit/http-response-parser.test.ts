@@ -68,3 +68,10 @@ describe('bridge response parser (docs/bridge-protocol.md §3.3)', () => {
     expect(() => c.p.execute(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'))).toThrow(/invalid chunk size/);
   });
 });
+
+describe('bridge response parser: contract violations', () => {
+  it('refuses bytes after a complete response (a broken bridge is cut off, not trusted)', () => {
+    const { p } = collect();
+    expect(() => p.execute(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA'))).toThrow(/bytes after the end of its response/);
+  });
+});

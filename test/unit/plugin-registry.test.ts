@@ -66,3 +66,24 @@ describe('plugin registry', () => {
     expect(r.pluginAt(0)?.name).toBe('psgi');
   });
 });
+
+describe('plugin lifecycle hooks', () => {
+  it('runs init in load order and names the plugin and hook when one fails', async () => {
+    const { runInitHooks } = await import('../../core/plugins/lifecycle.ts');
+    const { ResolvedOptions } = await import('../../core/options/resolved.ts');
+    const calls: string[] = [];
+    const ok = definePlugin({ name: 'ok', apiVersion: PLUGIN_API_VERSION, description: 'x', init: () => void calls.push('ok') });
+    const bad = definePlugin({
+      name: 'bad',
+      apiVersion: PLUGIN_API_VERSION,
+      description: 'x',
+      init: () => {
+        throw new Error('needs --bad-option');
+      },
+    });
+    const ctx = { options: new ResolvedOptions([]), log: () => {} };
+    await runInitHooks([ok], ctx);
+    expect(calls).toEqual(['ok']);
+    await expect(runInitHooks([ok, bad], ctx)).rejects.toThrow('plugin "bad" failed in hook init: needs --bad-option');
+  });
+});
