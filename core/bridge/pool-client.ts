@@ -33,6 +33,7 @@ export interface ResponseSink {
   /**
    * The exchange failed. `status` is the answer to give when no head was sent yet
    * (502 bridge died, 504 harakiri); after a head the sink must cut the client connection.
+   * `reason` is for the log; clients only get the standard reason phrase.
    */
   fail(status: number, reason: string): void;
   /** The front end calls `abort` if the client goes away mid-response (the bridge exchange is cut). */

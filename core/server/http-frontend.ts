@@ -9,6 +9,7 @@ import os from 'node:os';
 import type net from 'node:net';
 import type { BodySource, ResponseSink } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
+import { reasonPhrase } from '../protocol/status.ts';
 import type { UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import { spoolBody } from './body-spool.ts';
@@ -46,22 +47,6 @@ export function decodePath(p: string): string {
 }
 
 const HOSTNAME = os.hostname();
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  404: 'Not Found',
-  413: 'Request Entity Too Large',
-  431: 'Request Header Fields Too Large',
-  499: 'Client Closed Request',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
-
-function statusBody(status: number): string {
-  return STATUS_TEXT[status] ?? 'Error';
-}
 
 export function startHttpFrontend(o: HttpFrontendOptions): http.Server {
   const server = http.createServer({
@@ -252,12 +237,12 @@ function httpSink(res: http.ServerResponse): ResponseSink {
       if (!res.writableEnded) res.end();
       abort = null;
     },
-    fail(status, reason) {
+    fail(status) {
       abort = null;
       if (res.writableEnded || res.destroyed) return;
       if (!res.headersSent) {
-        res.writeHead(status, reason || statusBody(status), { 'Content-Type': 'text/plain' });
-        res.end(statusBody(status));
+        res.writeHead(status, reasonPhrase(status), { 'Content-Type': 'text/plain' });
+        res.end(reasonPhrase(status));
       } else {
         // Headers are out: the only honest signal left is cutting the connection.
         res.destroy();

@@ -7,7 +7,7 @@
  */
 import type { BodySource, BridgeConnection, PoolClient, ResponseSink, Waiter } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
-import { encodePacket, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
+import { encodePacket, getVar, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import { formatDefaultLine, type RequestRecord } from '../logging/request-log.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 
@@ -168,7 +168,7 @@ export class RequestPipeline {
         workerRequests: c.requests,
         workerId: identity.workerId,
         remoteAddr: req.remoteAddr,
-        remoteUser: varOf(req.vars, 'REMOTE_USER'),
+        remoteUser: getVar(req.vars, 'REMOTE_USER') ?? '',
         varCount: req.vars.length,
         packetSize: packet.length - UWSGI_HEADER_SIZE,
         startedAt: req.startedAt,
@@ -183,10 +183,10 @@ export class RequestPipeline {
         core: identity.core,
         modifier1: req.modifier1,
         modifier2: req.modifier2,
-        host: varOf(req.vars, 'HTTP_HOST'),
-        userAgent: varOf(req.vars, 'HTTP_USER_AGENT'),
-        referer: varOf(req.vars, 'HTTP_REFERER'),
-        contentLength: varOf(req.vars, 'CONTENT_LENGTH'),
+        host: getVar(req.vars, 'HTTP_HOST') ?? '',
+        userAgent: getVar(req.vars, 'HTTP_USER_AGENT') ?? '',
+        referer: getVar(req.vars, 'HTTP_REFERER') ?? '',
+        contentLength: getVar(req.vars, 'CONTENT_LENGTH') ?? '',
         vars: req.vars,
       };
       this.o.log.request(log(record));
@@ -206,7 +206,9 @@ export class RequestPipeline {
         sink.end();
         finish(head ? head.statusCode : 500);
       },
-      fail(status, reason) {
+      fail: (status, reason) => {
+        // Clients get the standard reason phrase; the log gets what actually happened.
+        if (status === 502) this.o.log.warn(`${req.method} ${req.uri} answered 502: ${reason}`);
         sink.fail(status, reason);
         finish(head ? head.statusCode : status);
       },
@@ -231,10 +233,6 @@ export class RequestPipeline {
   }
 }
 
-function varOf(vars: UwsgiVars, key: string): string {
-  for (const [k, v] of vars) if (k === key) return v;
-  return '';
-}
 
 export function defaultLineFormatter(micros: boolean): (r: RequestRecord) => string {
   return (r) => formatDefaultLine(r, micros);

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import type { BodySource, ResponseSink } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
+import { reasonPhrase } from '../protocol/status.ts';
 import { decodeHeader, decodeVars, describeVarsError, getVar, isVarsError, UWSGI_HEADER_SIZE } from '../protocol/uwsgi-packet.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import type { RequestPipeline } from './pipeline.ts';
@@ -22,7 +23,6 @@ export interface UwsgiFrontendOptions {
   log: ServerLog;
 }
 
-const REASONS: Record<number, string> = { 404: 'Not Found', 431: 'Request Header Fields Too Large', 499: 'Client Closed Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
 
 export function startUwsgiFrontend(o: UwsgiFrontendOptions): net.Server {
   const server = net.createServer({ noDelay: true }, (socket) => onConnection(o, socket));
@@ -162,15 +162,15 @@ function rawSink(socket: net.Socket, protocol: string): ResponseSink {
       abort = null;
       socket.end();
     },
-    fail(status, reason) {
+    fail(status) {
       abort = null;
       if (socket.destroyed) return;
       if (headSent) {
         socket.destroy();
         return;
       }
-      const body = reason || REASONS[status] || 'Error';
-      socket.end(`${protocol} ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      const body = reasonPhrase(status);
+      socket.end(`${protocol} ${status} ${reasonPhrase(status)}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     },
     bindAbort(fn) {
       abort = fn;
