@@ -17,17 +17,49 @@ import { UWSGI_COMPAT_VERSION } from './version.ts';
 import { ctime } from './logging/request-log.ts';
 import { strftime } from './logging/strftime.ts';
 
-function fail(err: unknown, log?: ServerLog): never {
+/**
+ * Thrown by fail() instead of exiting when `fallback-config` applies: main() is run again,
+ * in the same process, with the fallback file as its only argument (spec/core.md §4.12).
+ */
+class FallbackRestart {
+  constructor(readonly file: string) {}
+}
+
+/** How many fallbacks may chain (a fallback file may name another, or itself). */
+const MAX_FALLBACKS = 8;
+
+/** Exit statuses that run the fallback config: uWSGI's 1, and 22 (an app failed to load). */
+const FALLBACK_STATUSES = new Set([1, 22]);
+
+interface RunState {
+  /** The last `fallback-config` parsed so far, if any. */
+  fallbackConfig?: string;
+  fallbacksUsed: number;
+}
+
+function fail(err: unknown, state: RunState, log?: ServerLog): never {
+  const write = (line: string): void => {
+    if (log) log.error(line);
+    else process.stderr.write(line + '\n');
+  };
+  let status = 1;
   if (err instanceof TsuwsgiError) {
-    const line = `tsuwsgi: error ${err.code}: ${err.message}`;
-    if (log) {
-      log.error(line);
-      log.flushSync();
-    } else process.stderr.write(line + '\n');
-    process.exit(err.exitCode);
+    write(`tsuwsgi: error ${err.code}: ${err.message}`);
+    status = err.exitCode;
+  } else write(`tsuwsgi: internal error (please report it): ${(err as Error)?.stack ?? String(err)}`);
+  if (state.fallbackConfig !== undefined && FALLBACK_STATUSES.has(status) && state.fallbacksUsed < MAX_FALLBACKS) {
+    // uWSGI's atexit hook prints these two lines and execs itself with the fallback file;
+    // Node 20 cannot exec, so main() starts over in this process (same pid, as in uWSGI).
+    write(`!!! tsuwsgi (pid: ${process.pid}) exited with status ${status} !!!`);
+    write(`!!! Fallback config to ${state.fallbackConfig} !!!`);
+    log?.flushSync();
+    throw new FallbackRestart(state.fallbackConfig);
   }
-  process.stderr.write(`tsuwsgi: internal error (please report it): ${(err as Error)?.stack ?? String(err)}\n`);
-  process.exit(1);
+  if (state.fallbackConfig !== undefined && FALLBACK_STATUSES.has(status)) {
+    write(`!!! not falling back again: ${MAX_FALLBACKS} fallback configs in a row failed (check each fallback-config file) !!!`);
+  }
+  log?.flushSync();
+  process.exit(status);
 }
 
 /** --log-date: ctime() + " - " without a value (uWSGI), else strftime(VALUE) + " - ". */
@@ -38,24 +70,27 @@ function logDatePrefix(options: ResolvedOptions): ((now: Date) => string) | unde
   return (now) => `${strftime(format, now)} - `;
 }
 
-async function main(): Promise<void> {
-  if (process.env.TSUWSGI_ROLE === 'core-worker') {
-    runCoreWorkerChild(createServerLog());
-    return;
-  }
+async function main(argv: string[], state: RunState, startCwd: string): Promise<void> {
   const registry = new PluginRegistry(CORE_OPTIONS, defaultPluginSource());
   // The same sources are read again on SIGHUP (uWSGI re-reads its config on a reload).
-  const argv = process.argv.slice(2);
-  const startCwd = process.cwd();
   const readConfig = (): ResolvedOptions =>
     new ResolvedOptions(
-      loadConfig({ argv, env: process.env, cwd: startCwd, lookup: registry, log: (line) => process.stderr.write(line + '\n') }).entries,
+      loadConfig({
+        argv,
+        env: process.env,
+        cwd: startCwd,
+        lookup: registry,
+        log: (line) => process.stderr.write(line + '\n'),
+        onFallbackConfig: (file) => {
+          state.fallbackConfig = file;
+        },
+      }).entries,
     );
   let options: ResolvedOptions;
   try {
     options = readConfig();
   } catch (err) {
-    fail(err);
+    fail(err, state);
   }
 
   if (options.flag('version')) {
@@ -89,8 +124,31 @@ async function main(): Promise<void> {
     log.flushSync();
     process.exit(code);
   } catch (err) {
-    fail(err, log);
+    fail(err, state, log);
   }
 }
 
-void main();
+async function start(): Promise<void> {
+  if (process.env.TSUWSGI_ROLE === 'core-worker') {
+    runCoreWorkerChild(createServerLog());
+    return;
+  }
+  const startCwd = process.cwd();
+  const state: RunState = { fallbacksUsed: 0 };
+  let argv = process.argv.slice(2);
+  for (;;) {
+    try {
+      await main(argv, state, startCwd);
+      return;
+    } catch (err) {
+      if (!(err instanceof FallbackRestart)) throw err;
+      // The original options are discarded: only the fallback file counts (§4.12).
+      argv = [err.file];
+      process.chdir(startCwd);
+      state.fallbacksUsed++;
+      state.fallbackConfig = undefined;
+    }
+  }
+}
+
+void start();

@@ -26,7 +26,7 @@ export type ArgvItem =
       name: string;
       /** How it was written, for messages: "--socket", "-s". */
       spelled: string;
-      /** '' for a flag without value. */
+      /** 'true' for a flag (or an optional-argument option) given without a value, as uWSGI stores it. */
       value: string;
       option: RegisteredOption;
     }
@@ -38,6 +38,12 @@ export interface ArgvResolver {
   unknownLong(name: string): TsuwsgiError;
   unknownShort(letter: string): TsuwsgiError;
 }
+
+/**
+ * The value of a flag given without one on the command line. uWSGI stores it as "true"
+ * (`--show-config` prints `master = true`), while an INI line `master` has the empty value.
+ */
+export const FLAG_VALUE = 'true';
 
 function missingValue(spelled: string, option: RegisteredOption): InvalidOptionError {
   const also = spelled === `--${option.spec.name}` ? '' : ` (--${option.spec.name})`;
@@ -69,7 +75,7 @@ export function* parseArgv(argv: readonly string[], resolver: ArgvResolver): Gen
       let value: string;
       switch (option.spec.argument) {
         case 'none':
-          value = inline ?? '';
+          value = inline ?? FLAG_VALUE;
           break;
         case 'required':
           if (inline !== undefined) value = inline;
@@ -82,7 +88,7 @@ export function* parseArgv(argv: readonly string[], resolver: ArgvResolver): Gen
           else if (next !== undefined && !next.startsWith('-')) {
             value = next;
             i++;
-          } else value = '';
+          } else value = FLAG_VALUE;
           break;
         }
       }
@@ -96,12 +102,13 @@ export function* parseArgv(argv: readonly string[], resolver: ArgvResolver): Gen
       if (!option) throw resolver.unknownShort(letter);
       const spelled = `-${letter}`;
       if (option.spec.argument === 'none') {
-        yield { kind: 'option', name: option.spec.name, spelled, value: '', option };
+        yield { kind: 'option', name: option.spec.name, spelled, value: FLAG_VALUE, option };
         continue;
       }
       const attached = arg.slice(j + 1);
       let value: string;
-      if (attached !== '' || option.spec.argument === 'optional') value = attached;
+      if (attached !== '') value = attached;
+      else if (option.spec.argument === 'optional') value = FLAG_VALUE;
       else if (i < argv.length) value = argv[i++] as string;
       else throw missingValue(spelled, option);
       yield { kind: 'option', name: option.spec.name, spelled, value, option };

@@ -23,6 +23,14 @@ export const PLUGIN_KEYS: ReadonlySet<string> = new Set(['plugins', 'plugin', 'n
 export const SET_PLACEHOLDER_KEYS: ReadonlySet<string> = new Set(['set-placeholder', 'set-ph']);
 export const SET_KEYS: ReadonlySet<string> = new Set(['set']);
 export const STRICT_KEYS: ReadonlySet<string> = new Set(['strict']);
+/** `config FILE`: a config file whose format is picked by its extension (like a bare argument). */
+export const CONFIG_KEYS: ReadonlySet<string> = new Set(['config']);
+/** Custom options that expand to others (§4.14). */
+export const DECLARE_OPTION_KEYS: ReadonlySet<string> = new Set(['declare-option', 'declare-option2']);
+/** `fallback-config FILE`: the config to run instead when startup fails (§4.12). */
+export const FALLBACK_CONFIG_KEYS: ReadonlySet<string> = new Set(['fallback-config']);
+/** `iprint MSG`: printed the moment it is parsed (unexpanded), unlike `print`. */
+export const IPRINT_KEYS: ReadonlySet<string> = new Set(['iprint']);
 
 /**
  * Options whose value uWSGI consumes while parsing, so it never goes through the
@@ -36,7 +44,7 @@ export const STRICT_KEYS: ReadonlySet<string> = new Set(['strict']);
 export const NOT_EXPANDED_KEYS: ReadonlySet<string> = new Set([
   'ini', 'include', 'xml', 'xmlconfig', 'yaml', 'yml', 'yal', 'json', 'js', 'config',
   'plugins', 'plugin', 'need-plugins', 'need-plugin', 'plugins-dir', 'plugin-dir', 'autoload', 'dlopen',
-  'declare-option', 'set', 'set-placeholder', 'set-ph', 'resolve', 'strict', 'fallback-config',
+  'declare-option', 'declare-option2', 'set', 'set-placeholder', 'set-ph', 'resolve', 'strict', 'fallback-config',
   'for', 'for-glob', 'for-times', 'for-readline', 'endfor', 'end-for',
   'if-opt', 'if-not-opt', 'if-env', 'ifenv', 'if-not-env', 'if-reload', 'if-not-reload',
   'if-exists', 'ifexists', 'if-not-exists', 'if-file', 'if-not-file', 'if-dir', 'ifdir', 'if-directory',
@@ -64,6 +72,11 @@ export const LOADER_OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'xml', aliases: ['xmlconfig'], short: 'x', argument: 'required', kind: 'path', multiple: true, help: 'load config from an xml file' },
   { name: 'yaml', aliases: ['yml', 'yal'], short: 'y', argument: 'required', kind: 'path', multiple: true, help: 'load config from a yaml file' },
   { name: 'json', aliases: ['js'], short: 'j', argument: 'required', kind: 'path', multiple: true, help: 'load config from a json file' },
+  { name: 'config', argument: 'required', kind: 'path', multiple: true, metavar: 'FILE[:SECTION]', help: 'load a config file, its format picked by the extension (.ini, .xml, .yaml, .yml, .json, .js)' },
+  { name: 'declare-option', argument: 'required', kind: 'string', multiple: true, metavar: 'NAME=OPT=VALUE[;OPT=VALUE…]', help: 'declare a custom option NAME expanding to other options; $1..$9 are the space-separated words of its value' },
+  { name: 'declare-option2', argument: 'required', kind: 'string', multiple: true, metavar: 'NAME=OPT=VALUE[;OPT=VALUE…]', help: 'same as declare-option (uWSGI applies it later; tsuwsgi declares both at once)' },
+  { name: 'fallback-config', argument: 'required', kind: 'path', metavar: 'FILE', help: 'if startup fails (exit status 1 or 22), log it and start again with only this config file' },
+  { name: 'iprint', argument: 'required', kind: 'string', multiple: true, help: 'print a message the moment it is parsed (before expansion)' },
   { name: 'set-placeholder', aliases: ['set-ph'], argument: 'required', kind: 'string', multiple: true, metavar: 'KEY=VALUE', help: 'define a placeholder usable as %(KEY)' },
   { name: 'set', short: 'S', argument: 'required', kind: 'string', multiple: true, metavar: 'KEY=VALUE', help: 'set any option (or placeholder) by name' },
   { name: 'strict', argument: 'none', kind: 'flag', help: 'refuse unknown config keys instead of treating them as placeholders' },
@@ -83,6 +96,8 @@ export const LOADER_OPTION_SPECS: readonly OptionSpec[] = [
   logicOpener('if-not-file', 'apply the following options if a regular file does not exist'),
   logicOpener('if-dir', 'apply the following options if a directory exists', ['ifdir', 'if-directory']),
   logicOpener('if-not-dir', 'apply the following options if a directory does not exist'),
+  logicOpener('if-plugin', 'apply the following options if a plugin is loaded', ['ifplugin']),
+  logicOpener('if-not-plugin', 'apply the following options if a plugin is not loaded'),
   { name: 'if-reload', argument: 'none', kind: 'flag', multiple: true, help: '(config logic) apply the following options after a graceful reload' },
   { name: 'if-not-reload', argument: 'none', kind: 'flag', multiple: true, help: '(config logic) apply the following options unless after a graceful reload' },
   { name: 'endfor', aliases: ['end-for'], argument: 'optional', kind: 'string', multiple: true, help: '(config logic) end a for block' },

@@ -5,8 +5,10 @@
  * immediate whatever the format). Adding a format = one module exporting a ConfigFormat,
  * listed in FORMATS.
  */
-import { ConfigError } from '../errors.ts';
 import { iniFormat } from './ini.ts';
+import { jsonFormat } from './json.ts';
+import { xmlFormat } from './xml.ts';
+import { yamlFormat } from './yaml.ts';
 
 /** One `key = value` of a config file, with its 1-based line (or item) number. */
 export interface RawConfigLine {
@@ -30,33 +32,11 @@ export interface ConfigFormat {
   readonly extensions: readonly string[];
   /** Options that force it (`--ini`, `--yaml`…), canonical names and aliases. */
   readonly options: readonly string[];
-  /** When set, the format is recognised but not implemented: loading it fails with this. */
-  readonly unsupported?: string;
   loadLogLine(file: string): string;
   parse(text: string, request: ParseRequest): RawConfigLine[];
 }
 
-const NOT_YET = 'xml/yaml/json configs are not supported yet (issue 3)';
-
-function notYet(name: string, extensions: string[], options: string[]): ConfigFormat {
-  return {
-    name,
-    extensions,
-    options,
-    unsupported: NOT_YET,
-    loadLogLine: (file) => `[uWSGI] getting ${name} configuration from ${file}`,
-    parse() {
-      throw new ConfigError(NOT_YET);
-    },
-  };
-}
-
-export const FORMATS: readonly ConfigFormat[] = [
-  iniFormat,
-  notYet('XML', ['.xml'], ['xml', 'xmlconfig']),
-  notYet('YAML', ['.yaml', '.yml'], ['yaml', 'yml', 'yal']),
-  notYet('JSON', ['.json', '.js'], ['json', 'js']),
-];
+export const FORMATS: readonly ConfigFormat[] = [iniFormat, xmlFormat, yamlFormat, jsonFormat];
 
 /**
  * The format selected by the end of a source name, as uWSGI's uwsgi_endswith(): the whole

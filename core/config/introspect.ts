@@ -7,16 +7,16 @@ import { POSITIONAL_KEY } from './builtin-options.ts';
 /**
  * The final option list as INI, byte for byte as uWSGI's show_config(): a blank line,
  * `;uWSGI instance configuration`, `[uwsgi]`, one `key = value` per entry in declaration
- * order, `;end of configuration` and a blank line. uWSGI prints `key = true` for options
- * given without a value on the command line; tsuwsgi stores those as '', so every empty
- * value prints as `true` (an INI `master` line reads back the same). Bare positional
- * arguments are not options and are left out.
+ * order, `;end of configuration` and a blank line. A flag given on the command line holds
+ * `true` and an INI line `master` holds the empty value, so they print as uWSGI prints
+ * them (`master = true`, `master = `). Bare positional arguments are not options and are
+ * left out.
  */
 export function formatShowConfig(entries: readonly ConfigEntry[]): string {
   let out = '\n;uWSGI instance configuration\n[uwsgi]\n';
   for (const e of entries) {
     if (e.key === POSITIONAL_KEY) continue;
-    out += `${e.key} = ${e.value === '' ? 'true' : e.value}\n`;
+    out += `${e.key} = ${e.value}\n`;
   }
   return `${out};end of configuration\n\n`;
 }

@@ -29,7 +29,11 @@ import {
   builtinOption,
   builtinOptionNames,
   builtinShortOption,
+  CONFIG_KEYS,
+  DECLARE_OPTION_KEYS,
+  FALLBACK_CONFIG_KEYS,
   INCLUDE_KEYS,
+  IPRINT_KEYS,
   INHERIT_KEYS,
   NOT_EXPANDED_KEYS,
   PLUGIN_KEYS,
@@ -45,6 +49,8 @@ import { DEFAULT_INI_SECTION, iniFormat } from './ini.ts';
 import { isLogicOpener, LOGIC_TERMINATORS, LogicBlock, recursiveLogicError, type LogicContext } from './logic.ts';
 import { MagicTable } from './magic.ts';
 import { isSchemeSource, readConfigFile, readSource, splitSection } from './source.ts';
+import { CustomOption, customOptionSpec, parseDeclaration, DECLARED_OWNER } from './declare-option.ts';
+import { findUnusedKeys } from './unused-keys.ts';
 import { didYouMean, unknownOptionError, unknownShortOptionError, unloadedPluginMessage } from './suggest.ts';
 
 export { POSITIONAL_KEY } from './builtin-options.ts';
@@ -63,6 +69,11 @@ export interface LoadConfigInput {
   log?: (line: string) => void;
   /** Reads stdin for `--ini -` / `@(-)`; default: fd 0. */
   readStdin?: () => string;
+  /**
+   * Told the moment `fallback-config` is parsed (uWSGI registers it at once, so a failure
+   * later in the parse, or at startup, runs the fallback).
+   */
+  onFallbackConfig?: (file: string) => void;
 }
 
 export interface LoadedConfig {
@@ -93,7 +104,7 @@ type LoadMode =
   /** `ini`, `xml`… options: the format is forced; the first one sets the upper-case magic vars. */
   | { kind: 'format-option'; format: ConfigFormat }
   /** `include`, `inherit`, bare arguments: the format comes from the extension. */
-  | { kind: 'by-name'; via: 'include' | 'inherit' | 'argument' };
+  | { kind: 'by-name'; via: 'include' | 'inherit' | 'argument' | 'config' };
 
 const EMBEDDED = 'embedded config';
 
@@ -115,6 +126,8 @@ class ConfigAssembler {
   private lastIniFile: string | undefined;
   /** Sources being applied, to report include loops instead of recursing forever. */
   private readonly loading: string[] = [];
+  /** Options made with declare-option, by name. */
+  private readonly custom = new Map<string, CustomOption>();
 
   constructor(input: LoadConfigInput) {
     this.input = input;
@@ -127,11 +140,12 @@ class ConfigAssembler {
         const key = this.canonical(name);
         return this.entries.find((e) => e.key === key)?.value;
       },
+      pluginLoaded: (name) => input.lookup.isPluginLoaded?.(name) ?? false,
     };
   }
 
   resolve(name: string): RegisteredOption | undefined {
-    return this.input.lookup.lookup(name) ?? builtinOption(name);
+    return this.input.lookup.lookup(name) ?? builtinOption(name) ?? this.custom.get(name)?.registered;
   }
 
   canonical(name: string): string {
@@ -139,7 +153,7 @@ class ConfigAssembler {
   }
 
   private knownNames(): string[] {
-    return [...new Set([...this.input.lookup.allNames(), ...builtinOptionNames()])];
+    return [...new Set([...this.input.lookup.allNames(), ...builtinOptionNames(), ...this.custom.keys()])];
   }
 
   argvResolver(): ArgvResolver {
@@ -179,6 +193,12 @@ class ConfigAssembler {
     }
     const expand = !this.inheritPhase && !NOT_EXPANDED_KEYS.has(name) && !NOT_EXPANDED_KEYS.has(key);
     this.entries.push({ key: name, value, origin, expand, kind: 'option' });
+    if (registered.owner === DECLARED_OWNER) {
+      // A custom option: its template's options follow it, as if written there (§4.14).
+      const custom = this.custom.get(name) as CustomOption;
+      for (const line of custom.expand(value)) this.add(line.key, line.value, `${origin} via ${name}`);
+      return;
+    }
     this.runImmediate(name, value, origin, options);
   }
 
@@ -199,6 +219,22 @@ class ConfigAssembler {
       this.loadSource(value, { kind: 'by-name', via: 'include' }, origin);
       return;
     }
+    if (CONFIG_KEYS.has(name)) {
+      this.loadSource(value, { kind: 'by-name', via: 'config' }, origin);
+      return;
+    }
+    if (DECLARE_OPTION_KEYS.has(name)) {
+      this.declare(name, value, origin);
+      return;
+    }
+    if (FALLBACK_CONFIG_KEYS.has(name)) {
+      this.input.onFallbackConfig?.(value);
+      return;
+    }
+    if (IPRINT_KEYS.has(name)) {
+      this.log(value);
+      return;
+    }
     if (PLUGIN_KEYS.has(name)) {
       if (!options.pluginsLoaded) this.input.lookup.loadPlugins(value, origin);
       return;
@@ -208,6 +244,18 @@ class ConfigAssembler {
       return;
     }
     if (STRICT_KEYS.has(name)) this.strict = isTruthyFlagValue(value);
+  }
+
+  /** `declare-option NAME=OPT=VALUE;…`: NAME becomes an option of this config. */
+  private declare(option: string, value: string, origin: string): void {
+    const declaration = parseDeclaration(option, value, origin);
+    const existing = this.input.lookup.lookup(declaration.name) ?? builtinOption(declaration.name);
+    if (existing) {
+      throw new ConfigError(
+        `${option} = ${value} (${origin}): "${declaration.name}" is already an option${existing.owner === 'core' ? '' : ` of the ${existing.owner} plugin`}; pick another name for the custom option`,
+      );
+    }
+    this.custom.set(declaration.name, new CustomOption(declaration, customOptionSpec(declaration)));
   }
 
   /** `set KEY=VALUE` (any option or placeholder) and `set-ph KEY=VALUE` (placeholder only). */
@@ -243,7 +291,6 @@ class ConfigAssembler {
         `unable to load configuration from ${spec} (${origin}): ${via} picks the format from the extension (.ini, .xml, .yaml, .yml, .json, .js); use --ini ${spec} to read it as INI`,
       );
     }
-    if (format.unsupported) throw new ConfigError(`${format.unsupported}: ${spec} (${origin})`);
     // uwsgi_opt_load() (include, inherit, bare argument) never sets the upper-case magic vars.
     const locks = mode.kind === 'by-name';
     if (locks) this.upperLock++;
@@ -315,6 +362,9 @@ class ConfigAssembler {
 
   finish(): LoadedConfig {
     const readStdin = this.input.readStdin;
+    // Which undeclared placeholders nothing refers to: looked at before the passes replace
+    // the %(…) references (§4.1: tsuwsgi reports likely typos that uWSGI silently keeps).
+    const unused = findUnusedKeys(this.entries);
     expandEntries(this.entries, {
       env: this.input.env,
       readSource: (name) => readSource(name, { cwd: this.input.cwd, ...(readStdin ? { readStdin } : {}) }),
@@ -336,6 +386,14 @@ class ConfigAssembler {
         const hint = `in strict mode placeholders are declared with set-ph = ${unknown.key}=VALUE`;
         throw new ConfigError(
           `[strict-mode] unknown config directive: ${unknown.key} (${unknown.origin}): ${suggestion ? `${suggestion} (${hint})` : hint}`,
+        );
+      }
+    }
+    if (!this.strict) {
+      for (const entry of unused) {
+        const suggestion = didYouMean(entry.key, this.knownNames(), '');
+        this.log(
+          `*** WARNING: "${entry.key}" (${entry.origin}) is not an option and no %(${entry.key}) uses it${suggestion ? `: ${suggestion}` : ''}; it is kept as a placeholder — declare it with set-ph = ${entry.key}=VALUE if that is what you meant ***`,
         );
       }
     }

@@ -22,6 +22,8 @@ export interface LogicContext {
    * far (magic variables substituted, placeholders not yet expanded), or undefined.
    */
   findOption(name: string): string | undefined;
+  /** True when the plugin of that name is loaded (`if-plugin`). */
+  pluginLoaded(name: string): boolean;
 }
 
 export interface LogicLine {
@@ -141,6 +143,10 @@ const OPENERS: Record<string, Opener> = {
   ifdir: ifDir,
   'if-directory': ifDir,
   'if-not-dir': (arg, line, ctx) => (statOf(arg, ctx.cwd)?.isDirectory() ? [] : [withUnderscore(line, arg)]),
+  // `%(_)` is the plugin name, as uWSGI's uwsgi_opt_logic() passes the argument.
+  'if-plugin': (arg, line, ctx) => (ctx.pluginLoaded(arg) ? [withUnderscore(line, arg)] : []),
+  ifplugin: (arg, line, ctx) => (ctx.pluginLoaded(arg) ? [withUnderscore(line, arg)] : []),
+  'if-not-plugin': (arg, line, ctx) => (ctx.pluginLoaded(arg) ? [] : [withUnderscore(line, arg)]),
   // No argument and no %(_) substitution, as in uWSGI.
   'if-reload': (_arg, line, ctx) => (isReload(ctx) ? [{ ...line }] : []),
   'if-not-reload': (_arg, line, ctx) => (isReload(ctx) ? [] : [{ ...line }]),

@@ -1,7 +1,8 @@
 /**
  * Reading config sources (spec/core.md §4.6): a file path, `-` (stdin), `exec://CMD` (the
  * stdout of a shell command) and `fd://N`. The same reader serves config files and
- * `@(…)` values (§4.9). `http://` and the binary-embedded schemes are not implemented yet.
+ * `@(…)` values (§4.9), and `http://`/`https://` URLs. The binary-embedded schemes (`data://`,
+ * `sym://`, `section://`, `call://`) have no meaning for a Node build and are refused.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -52,6 +53,29 @@ export class SourceReadError extends Error {
   }
 }
 
+/** How long an http(s) config source may take before the load fails. */
+const URL_TIMEOUT_MS = 15_000;
+
+/**
+ * GET an http(s) URL synchronously. Config loading is synchronous (uWSGI's is too, and
+ * every option must be known before the next line is read), so a short-lived Node child
+ * does the fetch and writes the body on stdout. uWSGI speaks plain HTTP only; https is a
+ * free extra here. A status other than 2xx is an error, not a config.
+ */
+function fetchUrlSync(url: string): string {
+  const script = `
+    const url = process.argv[1];
+    fetch(url, { redirect: 'follow' }).then(async (res) => {
+      if (!res.ok) { process.stderr.write('HTTP status ' + res.status + ' ' + res.statusText); process.exit(2); }
+      process.stdout.write(Buffer.from(await res.arrayBuffer()));
+    }).catch((err) => { process.stderr.write(String(err && err.cause ? err.cause.message || err.cause : err)); process.exit(2); });`;
+  const run = spawnSync(process.execPath, ['-e', script, url], { encoding: 'utf8', timeout: URL_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 });
+  if (run.error) throw new SourceReadError(`cannot fetch ${url}: ${describeError(run.error)}`, run.error);
+  if (run.signal) throw new SourceReadError(`cannot fetch ${url}: no answer within ${URL_TIMEOUT_MS / 1000} s`);
+  if (run.status !== 0) throw new SourceReadError(`cannot fetch ${url}: ${run.stderr.trim() || `exit status ${run.status}`}`);
+  return run.stdout;
+}
+
 function defaultReadStdin(): string {
   return fs.readFileSync(0, 'utf8');
 }
@@ -84,10 +108,8 @@ export function readSource(name: string, options: SourceOptions): string {
         throw new SourceReadError(describeError(err), err);
       }
     }
-    if (kind === 'http' || kind === 'https') {
-      throw new SourceReadError(`${kind}:// config sources are not supported yet; download the file and give its path`);
-    }
-    throw new SourceReadError(`${kind}:// config sources are not supported by tsuwsgi (supported: files, -, exec://, fd://)`);
+    if (kind === 'http' || kind === 'https') return fetchUrlSync(name);
+    throw new SourceReadError(`${kind}:// config sources are not supported by tsuwsgi (supported: files, -, exec://, fd://, http://, https://)`);
   }
   try {
     return fs.readFileSync(path.resolve(options.cwd, name), 'utf8');

@@ -82,8 +82,30 @@ function socketRequests(options: ResolvedOptions, registry: PluginRegistry): Soc
   return out;
 }
 
+/** Close the descriptors of sockets bound by a startup that failed (a fallback config may need the ports). */
+function closeBoundSockets(sockets: readonly { fd: number }[]): void {
+  for (const s of sockets) {
+    try {
+      fs.closeSync(s.fd);
+    } catch {
+      // already closed
+    }
+  }
+}
+
 function bindSockets(requests: SocketRequest[], chmodSocket: string | undefined, log: ServerLog): BoundSocket[] {
-  return requests.map((r, index) => {
+  const bound: BoundSocket[] = [];
+  try {
+    requests.forEach((r, index) => bound.push(bindOne(r, index, chmodSocket, log)));
+  } catch (err) {
+    closeBoundSockets(bound);
+    throw err;
+  }
+  return bound;
+}
+
+function bindOne(r: SocketRequest, index: number, chmodSocket: string | undefined, log: ServerLog): BoundSocket {
+  {
     const addr = parseAddress(r.spec);
     const bound = bindAddress(addr, r.spec);
     if (chmodSocket !== undefined && addr.family === 'unix' && !addr.abstract) {
@@ -97,7 +119,7 @@ function bindSockets(requests: SocketRequest[], chmodSocket: string | undefined,
     if (r.option === 'http') log.info(`uWSGI http bound on ${bound.name} fd ${bound.fd}${auto}`);
     else log.info(`uwsgi socket ${index} bound to ${bound.family === 'unix' ? 'UNIX' : 'TCP'} address ${bound.name} fd ${bound.fd}${auto}`);
     return { index, protocol: r.protocol, option: r.option, spec: r.spec, name: bound.name, fd: bound.fd, family: bound.family };
-  });
+  }
 }
 
 function parseModifierList(text: string, option: string): number[] {
@@ -163,8 +185,10 @@ function poolSettings(
   bridgeBase: Record<string, unknown>,
 ): Pick<AppPoolOptions, 'processes' | 'threads' | 'command' | 'apps' | 'bridgeConfig' | 'env' | 'readyTimeout'> {
   const bridge = d.bridge!;
+  const counts = workerCounts(options);
+  if (bridge.maxThreads !== undefined) counts.threads = Math.min(counts.threads, bridge.maxThreads);
   return {
-    ...workerCounts(options),
+    ...counts,
     command: bridge.command(options),
     apps,
     bridgeConfig: { ...bridgeBase, options: options.toObject(), plugin: { catchExceptions: options.flag('catch-exceptions'), ...bridge.settings?.(options) } },
@@ -333,6 +357,7 @@ export async function runServer(
   } catch (err) {
     await Promise.all([...pools.values()].map((p) => p.stop(false)));
     fs.rmSync(runDir, { recursive: true, force: true });
+    closeBoundSockets(sockets);
     throw err;
   }
   if (apps.size === 0) log.warn('*** no app loaded: add --wsgi-file, --module or --mount; every request will be refused ***');
@@ -356,7 +381,7 @@ export async function runServer(
     maxVars: options.int('max-vars', 64),
     socketTimeout: options.int('socket-timeout', 4),
     limitPost: options.int('limit-post', 0),
-    keepAliveSeconds: options.int('http-keepalive', 5),
+    keepAliveSeconds: options.string('http-keepalive') === 'true' ? 5 : options.int('http-keepalive', 5),
     listenBacklog: options.int('listen', 100),
     httpSocketModifier1: options.int('http-socket-modifier1', 0),
     httpSocketModifier2: options.int('http-socket-modifier2', 0),

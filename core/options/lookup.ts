@@ -20,4 +20,6 @@ export interface OptionLookup {
    * named plugin cannot be loaded.
    */
   loadPlugins(value: string, origin: string): void;
+  /** True when the plugin is loaded (for `if-plugin`); absent = no plugin is. */
+  isPluginLoaded?(name: string): boolean;
 }

@@ -5,6 +5,7 @@
 import { PluginError } from '../errors.ts';
 import type { OptionLookup } from '../options/lookup.ts';
 import type { OptionSpec, RegisteredOption } from '../options/spec.ts';
+import type { LogEncoderDefinition, LoggerDefinition } from '../logging/api.ts';
 import { PLUGIN_API_VERSION, type PluginDescriptor } from './api.ts';
 
 export interface PluginSource {
@@ -146,11 +147,54 @@ export class PluginRegistry implements OptionLookup {
     return out;
   }
 
+  // --- loggers and log encoders (registered by loaded plugins) ------------------------------
+
+  /** The logger NAME of a loaded plugin (the first one to register it wins, as in uWSGI). */
+  logger(name: string): { logger: LoggerDefinition; plugin: string } | undefined {
+    for (const d of this.order) {
+      const l = d.loggers?.find((x) => x.name === name);
+      if (l) return { logger: l, plugin: d.name };
+    }
+    return undefined;
+  }
+
+  /** Loggers of loaded plugins, in load order. */
+  loggers(): Array<{ logger: LoggerDefinition; plugin: string }> {
+    return this.order.flatMap((d) => (d.loggers ?? []).map((logger) => ({ logger, plugin: d.name })));
+  }
+
+  /** Which available-but-not-loaded plugin provides logger NAME (for "load plugin X" hints). */
+  unloadedLoggerPlugin(name: string): string | undefined {
+    for (const [pname, d] of this.source.available) {
+      if (!this.loaded.has(pname) && d.loggers?.some((x) => x.name === name)) return pname;
+    }
+    return undefined;
+  }
+
+  logEncoder(name: string): LogEncoderDefinition | undefined {
+    for (const d of this.order) {
+      const e = d.logEncoders?.find((x) => x.name === name);
+      if (e) return e;
+    }
+    return undefined;
+  }
+
+  unloadedLogEncoderPlugin(name: string): string | undefined {
+    for (const [pname, d] of this.source.available) {
+      if (!this.loaded.has(pname) && d.logEncoders?.some((x) => x.name === name)) return pname;
+    }
+    return undefined;
+  }
+
   availableNames(): string[] {
     return [...this.source.available.keys()];
   }
 
   isLoaded(name: string): boolean {
     return this.loaded.has(name);
+  }
+
+  isPluginLoaded(name: string): boolean {
+    return this.isLoaded(name);
   }
 }

@@ -147,6 +147,13 @@ export function bindAddress(addr: ParsedAddress, spec: string): { fd: number; na
   }
   const out: { address?: string; port?: number } = {};
   h.getsockname(out);
+  // libuv defers EADDRINUSE from bind() to listen() (uv__tcp_bind's delayed_error), and
+  // the master never listens: a socket left unbound (port 0 where a port was asked) is the
+  // sign that the address is taken.
+  if (addr.port !== 0 && !out.port) {
+    h.close();
+    throw new BindError(`cannot bind ${spec}: EADDRINUSE (${bindHint('EADDRINUSE')})`);
+  }
   heldHandles.push(h);
   // Logged as written (":9090" stays ":9090", as uWSGI prints it), with the real port.
   const shownHost = spec.trim().slice(0, spec.trim().lastIndexOf(':'));

@@ -32,7 +32,7 @@ describe('the command line (§4.1, §4.2)', () => {
 
   it('does not let a flag swallow the next word', () => {
     const config = load(['--master', 'app.py']);
-    expect(pairs(config)).toEqual(['master = ', '__positional__ = app.py']);
+    expect(pairs(config)).toEqual(['master = true', '__positional__ = app.py']);
   });
 
   it('maps aliases to the option name', () => {
@@ -45,14 +45,14 @@ describe('the command line (§4.1, §4.2)', () => {
       'socket = :3031',
       'socket = :3032',
       'processes = 4',
-      'master = ',
-      'enable-threads = ',
+      'master = true',
+      'enable-threads = true',
       'processes = 8',
     ]);
   });
 
   it('lets a cluster end with an option that takes the rest as its value (-Ms:3031)', () => {
-    expect(pairs(load(['-Ms:3031']))).toEqual(['master = ', 'socket = :3031']);
+    expect(pairs(load(['-Ms:3031']))).toEqual(['master = true', 'socket = :3031']);
   });
 
   it('keeps every occurrence of a repeatable option, in order', () => {
@@ -61,10 +61,10 @@ describe('the command line (§4.1, §4.2)', () => {
   });
 
   it('reads optional-argument options alone, with =value, or with a following word not starting with -', () => {
-    expect(pairs(load(['--chmod-socket']))).toEqual(['chmod-socket = ']);
+    expect(pairs(load(['--chmod-socket']))).toEqual(['chmod-socket = true']);
     expect(pairs(load(['--chmod-socket=644']))).toEqual(['chmod-socket = 644']);
     expect(pairs(load(['--chmod-socket', '660']))).toEqual(['chmod-socket = 660']);
-    expect(pairs(load(['--chmod-socket', '--master']))).toEqual(['chmod-socket = ', 'master = ']);
+    expect(pairs(load(['--chmod-socket', '--master']))).toEqual(['chmod-socket = true', 'master = true']);
     expect(pairs(load(['-C644']))).toEqual(['chmod-socket = 644']);
   });
 
@@ -174,17 +174,21 @@ describe('the command line (§4.1, §4.2)', () => {
     expect(load(['[anything]']).entries).toEqual([]);
   });
 
-  it('refuses xml/yaml/json configs for now instead of guessing (issue 3)', () => {
-    for (const file of ['a.xml', 'a.yaml', 'a.yml', 'a.json', 'a.js']) {
-      expect(() => load([file])).toThrow(ConfigError);
-      expect(() => load([file])).toThrow(/xml\/yaml\/json configs are not supported yet \(issue 3\)/);
+  it('picks the format of a bare config argument by its extension (.xml, .yaml, .yml, .json, .js)', () => {
+    const dir = tempDir();
+    write(dir, 'a.xml', '<uwsgi><foo>xml</foo></uwsgi>');
+    write(dir, 'a.yaml', 'uwsgi:\n  foo: yaml\n');
+    write(dir, 'a.yml', 'uwsgi:\n  foo: yml\n');
+    write(dir, 'a.json', '{"uwsgi": {"foo": "json"}}');
+    write(dir, 'a.js', '{"uwsgi": {"foo": "js"}}');
+    for (const [file, value] of [['a.xml', 'xml'], ['a.yaml', 'yaml'], ['a.yml', 'yml'], ['a.json', 'json'], ['a.js', 'js']] as const) {
+      expect(get(load([file], { cwd: dir }), 'foo')).toBe(value);
     }
-    expect(() => load(['--yaml', 'a.yaml'])).toThrow(/not supported yet \(issue 3\)/);
-    expect(() => load(['-j', 'a.json'])).toThrow(/not supported yet \(issue 3\)/);
+    expect(get(load(['-y', 'a.yml', '-j', 'a.json'], { cwd: dir }), 'foo')).toBe('yml');
   });
 
   it('treats everything after -- as bare arguments', () => {
-    expect(pairs(load(['--master', '--', '--socket']))).toEqual(['master = ', '__positional__ = --socket']);
+    expect(pairs(load(['--master', '--', '--socket']))).toEqual(['master = true', '__positional__ = --socket']);
   });
 
   it('records where each option came from', () => {

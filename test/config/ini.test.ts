@@ -5,6 +5,7 @@ import { ConfigError } from '../../core/errors.ts';
 import { parseIni } from '../../core/config/ini.ts';
 import { ResolvedOptions } from '../../core/options/resolved.ts';
 import { all, cleanupTempDirs, get, load, pairs, tempDir, write } from './helpers.ts';
+import { startFileServer } from './file-server.ts';
 
 afterEach(cleanupTempDirs);
 
@@ -133,7 +134,22 @@ describe('config sources (§4.6)', () => {
     expect(get(config, 'foo')).toBe('1');
   });
 
-  it('refuses http:// sources for now with a clear message', () => {
-    expect(() => load(['--ini', 'http://127.0.0.1:1/c.ini'])).toThrow(/http:\/\/ config sources are not supported yet/);
+  it('reads a config from an http:// URL, with a :section after the path (accept §4.6)', async () => {
+    const dir = tempDir();
+    write(dir, 'c.ini', '[uwsgi]\nfoo = from-http\n[other]\nfoo = other-section\n');
+    // The loader is synchronous, so the server must live in another process.
+    const server = await startFileServer(dir);
+    try {
+      expect(get(load(['--ini', `${server.url}/c.ini`]), 'foo')).toBe('from-http');
+      expect(get(load(['--ini', `${server.url}/c.ini:other`]), 'foo')).toBe('other-section');
+      expect(get(load(['--set', `y=@(${server.url}/c.ini)`]), 'y')).toContain('foo = from-http');
+      expect(() => load(['--ini', `${server.url}/missing.ini`])).toThrow(/cannot read config file .*missing\.ini: cannot fetch .*: HTTP status 404/);
+    } finally {
+      server.stop();
+    }
+  });
+
+  it('says why an unreachable URL cannot be read', () => {
+    expect(() => load(['--ini', 'http://127.0.0.1:1/c.ini'])).toThrow(/cannot read config file http:\/\/127\.0\.0\.1:1\/c\.ini: cannot fetch/);
   });
 });

@@ -71,7 +71,7 @@ describe('config logic (§4.13)', () => {
       'for = 3031 3032',
       'socket = 127.0.0.1:3031',
       'socket = 127.0.0.1:3032',
-      'endfor = ',
+      'endfor = true',
       'module = helloworld',
     ]);
   });
