@@ -5,8 +5,10 @@
  */
 import { loadConfig } from './config/loader.ts';
 import { formatShowConfig, getValues } from './config/introspect.ts';
-import { TsuwsgiError } from './errors.ts';
-import { createServerLog, type ServerLog } from './logging/server-log.ts';
+import { ConfigError, TsuwsgiError } from './errors.ts';
+import { POSITIONAL_KEY } from './config/builtin-options.ts';
+import type { ServerLog } from './logging/server-log.ts';
+import { createMasterLog, formatLoggerList, type MasterLog } from './logging/setup.ts';
 import { runCoreWorkerChild, runServer } from './master/master.ts';
 import { CORE_OPTIONS } from './options/core-options.ts';
 import { formatHelp } from './options/help.ts';
@@ -14,8 +16,6 @@ import { ResolvedOptions } from './options/resolved.ts';
 import { defaultPluginSource } from './plugins/catalog.ts';
 import { PluginRegistry } from './plugins/registry.ts';
 import { UWSGI_COMPAT_VERSION } from './version.ts';
-import { ctime } from './logging/request-log.ts';
-import { strftime } from './logging/strftime.ts';
 
 /**
  * Thrown by fail() instead of exiting when `fallback-config` applies: main() is run again,
@@ -62,12 +62,18 @@ function fail(err: unknown, state: RunState, log?: ServerLog): never {
   process.exit(status);
 }
 
-/** --log-date: ctime() + " - " without a value (uWSGI), else strftime(VALUE) + " - ". */
-function logDatePrefix(options: ResolvedOptions): ((now: Date) => string) | undefined {
-  if (!options.has('log-date')) return undefined;
-  const format = options.string('log-date') ?? '';
-  if (format === '' || format === 'true') return (now) => `${ctime(now.getTime())} - `;
-  return (now) => `${strftime(format, now)} - `;
+/**
+ * A bare argument that is not a config file must be an app some loaded plugin recognises
+ * (`app.py`, `module:callable`), else uWSGI stops with "unable to load configuration from
+ * X" (spec/core.md §4.2) — checked before `--show-config`/`--no-server`, as uWSGI does.
+ */
+function checkBareArguments(options: ResolvedOptions, registry: PluginRegistry): void {
+  for (const arg of options.all(POSITIONAL_KEY)) {
+    if (registry.plugins().some((d) => d.bridge?.claimMount?.(arg, { bare: true }))) continue;
+    throw new ConfigError(
+      `unable to load configuration from ${arg}: it is not a config file (.ini, .xml, .yaml, .yml, .json, .js; use --ini ${arg} for another extension) and no loaded plugin takes it as an app (load the language plugin with --plugins NAME)`,
+    );
+  }
 }
 
 async function main(argv: string[], state: RunState, startCwd: string): Promise<void> {
@@ -89,6 +95,7 @@ async function main(argv: string[], state: RunState, startCwd: string): Promise<
   let options: ResolvedOptions;
   try {
     options = readConfig();
+    checkBareArguments(options, registry);
   } catch (err) {
     fail(err, state);
   }
@@ -105,32 +112,47 @@ async function main(argv: string[], state: RunState, startCwd: string): Promise<
     for (const key of options.all('get')) for (const v of getValues(options.entries, key)) process.stdout.write(v + '\n');
     process.exit(0);
   }
+  if (options.flag('logger-list')) {
+    process.stdout.write(formatLoggerList(registry));
+    process.exit(0);
+  }
   if (options.flag('plugins-list')) {
     for (const name of registry.availableNames().sort()) process.stdout.write(`${name}${registry.isLoaded(name) ? ' (loaded)' : ''}\n`);
     process.exit(0);
   }
 
-  const log = createServerLog({ file: options.string('logto'), datePrefix: logDatePrefix(options) });
+  // Loggers, routes and encoders (core/logging/setup.ts); a bad one stops here with a clear error.
+  let log: MasterLog;
+  try {
+    log = await createMasterLog(options, registry);
+  } catch (err) {
+    fail(err, state);
+  }
   for (const msg of options.all('print')) log.info(msg);
   if (options.flag('show-config')) log.info(formatShowConfig(options.entries).replace(/\n$/, ''));
   if (options.flag('no-server')) {
     log.info('no-server mode requested. Goodbye.');
-    log.flushSync();
+    await log.close();
     process.exit(0);
   }
   try {
     const { done } = await runServer(options, registry, log, readConfig);
     const code = await done;
-    log.flushSync();
+    await log.close();
     process.exit(code);
   } catch (err) {
-    fail(err, state, log);
+    try {
+      fail(err, state, log);
+    } finally {
+      // Only reached by a fallback restart: release log targets (pipe commands, sockets) first.
+      await log.close();
+    }
   }
 }
 
 async function start(): Promise<void> {
   if (process.env.TSUWSGI_ROLE === 'core-worker') {
-    runCoreWorkerChild(createServerLog());
+    runCoreWorkerChild();
     return;
   }
   const startCwd = process.cwd();

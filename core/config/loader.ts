@@ -196,7 +196,14 @@ class ConfigAssembler {
     if (registered.owner === DECLARED_OWNER) {
       // A custom option: its template's options follow it, as if written there (§4.14).
       const custom = this.custom.get(name) as CustomOption;
-      for (const line of custom.expand(value)) this.add(line.key, line.value, `${origin} via ${name}`);
+      for (const line of custom.expand(value)) {
+        const via = `${origin} via ${name}`;
+        const generated = this.canonical(line.key);
+        // set/set-ph run without an entry of their own, as uWSGI applies them (the
+        // placeholder they define is listed; the `set-ph = …` line is not).
+        if (SET_KEYS.has(generated) || SET_PLACEHOLDER_KEYS.has(generated)) this.set(generated, line.value, via);
+        else this.add(line.key, line.value, via);
+      }
       return;
     }
     this.runImmediate(name, value, origin, options);

@@ -23,6 +23,8 @@ import { CoreWorker, type CoreWorkerPlan, type MasterLink } from '../server/core
 import { bindAddress, parseAddress, type BoundSocket, type SocketProtocol } from '../server/sockets.ts';
 import { UWSGI_COMPAT_VERSION } from '../version.ts';
 import { ctime } from '../logging/request-log.ts';
+import { createChildLog, requestLogSettings } from '../logging/worker-log.ts';
+import type { Readable } from 'node:stream';
 import { AppPool, type AppPoolOptions } from './app-pool.ts';
 import { dropPrivileges } from './privileges.ts';
 
@@ -41,9 +43,9 @@ export function collectApps(options: ResolvedOptions, registry: PluginRegistry):
   };
   const bridged = registry.plugins().filter((d) => d.bridge);
   for (const d of bridged) for (const app of d.bridge!.apps(options)) add(d, app);
-  const claim = (target: string, mountpoint: string, origin: string): void => {
+  const claim = (target: string, mountpoint: string, origin: string, bare = false): void => {
     for (const d of bridged) {
-      const load = d.bridge!.claimMount?.(target);
+      const load = d.bridge!.claimMount?.(target, { bare });
       if (load) {
         add(d, { mountpoint, load, origin });
         return;
@@ -58,7 +60,7 @@ export function collectApps(options: ResolvedOptions, registry: PluginRegistry):
     if (mp === '/') mp = '';
     claim(m.slice(eq + 1).trim(), mp, `--mount ${m}`);
   }
-  for (const p of options.all('__positional__')) claim(p, '', p);
+  for (const p of options.all('__positional__')) claim(p, '', p, true);
   return byPlugin;
 }
 
@@ -233,6 +235,7 @@ export async function runServer(
 
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsuwsgi-'));
   dropPrivileges(options, runDir, log);
+  log.openLate?.();
 
   // Several core workers need a master to supervise them: --core-workers N>1 implies it
   // (as several uWSGI options imply --master).
@@ -297,6 +300,8 @@ export async function runServer(
       do {
         reloadAgain = false;
         log.info('...gracefully killing workers...');
+        // uWSGI --log-reopen: reopen the log files on reload (after an external logrotate).
+        if (current.flag('log-reopen')) log.reopen();
         const next = rereadSettings();
         for (const pool of pools.values()) await pool.reload(next?.get(pool.opts.name));
         log.info('workers reloaded');
@@ -338,7 +343,6 @@ export async function runServer(
             name: d.name,
             runtime: bridge.runtime,
             ...poolSettings(options, d, list, bridgeBase),
-            logFd: log.fd,
             log,
             runDir,
             listenBacklog: options.int('listen', 100),
@@ -389,9 +393,8 @@ export async function runServer(
     httpModifier2: registry.isLoaded('http') ? options.int('http-modifier2', 0) : 0,
     harakiri: options.int('harakiri', 0),
     bridgePipeline: options.int('bridge-pipeline', 4),
-    disableLogging: options.flag('disable-logging'),
-    logFormat: options.string('log-format') ?? null,
-    logMicros: options.flag('log-micros'),
+    requestLog: requestLogSettings(options),
+    childLog: { reqFd: null, json: options.flag('log-json'), logDate: options.has('log-date') ? (options.string('log-date') ?? '') : null },
     workerIndex: 0,
     workerCount: 1,
   };
@@ -443,14 +446,23 @@ class CoreWorkerHandle {
 
   start(): Promise<void> {
     // Sockets are passed as inherited descriptors after the IPC channel: child fd = 4 + index.
-    const stdio: Array<'ignore' | 'ipc' | number> = ['ignore', this.log.fd, this.log.fd, 'ipc', ...this.plan.sockets.map((s) => s.fd)];
+    // In log-master mode stdout/stderr are pipes, and one more pipe after the sockets carries
+    // request lines (so the master can tell them from other output, for --req-logger).
+    const out = this.log.inheritFd ?? 'pipe';
+    const reqFd = this.log.inheritFd === null ? 4 + this.plan.sockets.length : null;
+    const stdio: Array<'ignore' | 'ipc' | 'pipe' | number> = ['ignore', out, out, 'ipc', ...this.plan.sockets.map((s) => s.fd)];
+    if (reqFd !== null) stdio.push('pipe');
     const childPlan: CoreWorkerPlan = {
       ...this.plan,
       sockets: this.plan.sockets.map((s, i) => ({ ...s, fd: 4 + i })),
       pools: this.plan.pools.map((p) => ({ ...p, ...this.switches.get(p.name) })),
+      childLog: { ...this.plan.childLog, reqFd },
     };
     const child = fork(BIN_ENTRY, [], { stdio, env: { ...process.env, TSUWSGI_ROLE: 'core-worker' } });
     this.child = child;
+    if (child.stdout) this.log.attach(child.stdout, { source: 'core', pid: child.pid, raw: false });
+    if (child.stderr) this.log.attach(child.stderr, { source: 'core', pid: child.pid, raw: false });
+    if (reqFd !== null) this.log.attachRequests(child.stdio[reqFd] as Readable);
     let resolveExit!: () => void;
     this.exited = new Promise((r) => (resolveExit = r));
     return new Promise((resolve, reject) => {
@@ -511,14 +523,16 @@ class CoreWorkerHandle {
 }
 
 /** Entry point of a core worker child process. */
-export function runCoreWorkerChild(log: ServerLog): void {
+export function runCoreWorkerChild(): void {
   let worker: CoreWorker | null = null;
+  let log: ServerLog | null = null;
   const send = (m: object): void => {
     process.send?.(m);
   };
   process.on('message', (msg: { type: string; plan?: CoreWorkerPlan; name?: string; socketPath?: string; capacity?: number; graceful?: boolean; mercyMs?: number }) => {
     if (msg.type === 'plan' && msg.plan) {
       try {
+        log = createChildLog(msg.plan.childLog);
         worker = new CoreWorker(msg.plan, log, {
           harakiri: (pool, pid, uri, startedAt) => send({ type: 'harakiri', pool, pid, uri, startedAt }),
         });
@@ -533,8 +547,8 @@ export function runCoreWorkerChild(log: ServerLog): void {
       send({ type: 'switched', name: msg.name });
     }
     else if (msg.type === 'stop' && worker) {
-      void worker.stop(msg.graceful ?? true, msg.mercyMs ?? 60000).then(() => {
-        log.flushSync();
+      void worker.stop(msg.graceful ?? true, msg.mercyMs ?? 60000).then(async () => {
+        await log?.close();
         process.exit(0);
       });
     }

@@ -8,6 +8,9 @@
  */
 import type { OptionSpec } from '../options/spec.ts';
 import type { ResolvedOptions } from '../options/resolved.ts';
+import type { LogEncoderDefinition, LoggerDefinition } from '../logging/api.ts';
+
+export type { LogEncoder, LogEncoderDefinition, LoggerContext, LoggerDefinition, LogTarget } from '../logging/api.ts';
 
 /** Bumped when the descriptor shape changes incompatibly; the loader refuses other versions. */
 export const PLUGIN_API_VERSION = 1;
@@ -38,8 +41,10 @@ export interface BridgeDescriptor {
   /**
    * Claim an app path given to `--mount /x=PATH` or as a bare argument (uWSGI's "magic"):
    * return the load spec when PATH looks like one of this plugin's apps, else null.
+   * `bare` is true for a bare command-line argument, where uWSGI's magic is stricter (a
+   * Python module needs its `:callable`, so `conf.foo` is not taken for a module).
    */
-  claimMount?(path: string): AppSpec['load'] | null;
+  claimMount?(path: string, context?: { bare: boolean }): AppSpec['load'] | null;
   /** The command that runs one bridge process. */
   command(options: ResolvedOptions): BridgeCommand;
   /**
@@ -49,6 +54,11 @@ export interface BridgeDescriptor {
   settings?(options: ResolvedOptions): Record<string, unknown>;
   /** Human name of the runtime for logs ("Python", "Perl"). */
   runtime: string;
+  /**
+   * Most threads one bridge process can run (e.g. 1 for Perl): the pool never gets more,
+   * whatever `--threads` says, so the core never opens connections no bridge would accept.
+   */
+  maxThreads?: number;
 }
 
 /** Context handed to lifecycle hooks. */
@@ -74,6 +84,13 @@ export interface PluginDescriptor {
   readonly options?: readonly OptionSpec[];
   /** Language plugins: the bridge that runs their apps. */
   readonly bridge?: BridgeDescriptor;
+  /**
+   * Loggers this plugin provides, by uWSGI name (`file`, `socket`, `syslog`…): what
+   * `--logger [ID ]NAME:ARGS` and `--req-logger` find (uWSGI's uwsgi_register_logger).
+   */
+  readonly loggers?: readonly LoggerDefinition[];
+  /** Log encoders this plugin provides (`--log-encoder NAME ARGS`; uWSGI's uwsgi_register_log_encoder). */
+  readonly logEncoders?: readonly LogEncoderDefinition[];
   /** Called once the option list is final, before sockets are bound. May throw to refuse the config. */
   init?(ctx: PluginContext): void | Promise<void>;
 }

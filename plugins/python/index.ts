@@ -55,8 +55,10 @@ export default definePlugin({
       if (mod) apps.push({ mountpoint: '', load: { kind: 'module', target: mod, callable }, origin: `--module ${mod}` });
       return apps;
     },
-    claimMount(p: string) {
+    claimMount(p: string, context?: { bare: boolean }) {
       if (looksLikePythonApp(p)) return { kind: 'wsgi-file', target: path.resolve(p), callable: 'application' };
+      // A bare argument is a module only as module:callable (uWSGI's magic).
+      if (context?.bare && !p.includes(':')) return null;
       // module or module:callable (no slash, no other known extension)
       if (/^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*(\(\))?)?$/.test(p) && !/\.(pl|psgi|ru|rb|lua|ws|php)$/.test(p)) {
         return { kind: 'module', target: p, callable: 'application' };
