@@ -30,13 +30,15 @@ export function levenshtein(a: string, b: string): number {
 export function closestNames(name: string, candidates: Iterable<string>, max = 3): string[] {
   const scored: Array<{ name: string; score: number }> = [];
   const seen = new Set<string>();
+  // Two edits turn any 2-letter name into many options: allow fewer for short names.
+  const maxDistance = Math.min(2, Math.max(1, Math.floor(name.length / 3)));
   for (const candidate of candidates) {
     if (candidate === name || seen.has(candidate)) continue;
     seen.add(candidate);
     const distance = levenshtein(name, candidate);
     const prefix =
       Math.min(name.length, candidate.length) >= 3 && (candidate.startsWith(name) || name.startsWith(candidate));
-    if (distance <= 2) scored.push({ name: candidate, score: distance });
+    if (distance <= maxDistance) scored.push({ name: candidate, score: distance });
     else if (prefix) scored.push({ name: candidate, score: 3 + Math.abs(candidate.length - name.length) / 100 });
   }
   scored.sort((x, y) => x.score - y.score || x.name.localeCompare(y.name));

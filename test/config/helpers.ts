@@ -95,6 +95,10 @@ export class TestLookup implements OptionLookup {
     return [...this.tables(false).names.keys()];
   }
 
+  isPluginLoaded(name: string): boolean {
+    return this.loaded.has(name);
+  }
+
   loadPlugins(value: string, origin: string): void {
     this.loadCalls.push({ value, origin });
     for (const raw of value.split(',')) {
