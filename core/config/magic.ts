@@ -13,8 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { isSchemeSource, splitSection } from './source.ts';
 
-/** The uWSGI version tsuwsgi follows, shown by `%V`. */
-export const UWSGI_COMPAT_VERSION = '2.0.28-tsuwsgi-0.1.0';
+import { UWSGI_COMPAT_VERSION } from '../version.ts';
+
+/** The uWSGI version tsuwsgi follows, shown by `%V` (defined once in core/version.ts). */
+export { UWSGI_COMPAT_VERSION };
 
 /** Per-file variables that have an upper-case twin pinned to the first `--ini` file. */
 const UPPER_TWINS = ['o', 'd', 's', 'p', 'c', 'e', 'n', 'x', 'i', 'j'] as const;
