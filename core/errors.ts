@@ -3,6 +3,13 @@
  * says what to do. One class per condition, in the style of undici's errors: callers
  * test `err.code`, never the message text.
  */
+/**
+ * A plugin built as its own file (uwsgiconfig.ts --plugin) carries its own copy of this
+ * module, so `err instanceof TsuwsgiError` in the core must not depend on the class object:
+ * every TsuwsgiError is branded with a process-wide symbol, and the base class tests it.
+ */
+const BRAND = Symbol.for('tsuwsgi.error');
+
 export class TsuwsgiError extends Error {
   readonly code: string;
   /** Process exit status to use when this error ends the server (uWSGI uses 1 for config errors). */
@@ -13,6 +20,13 @@ export class TsuwsgiError extends Error {
     this.name = 'TsuwsgiError';
     this.code = code;
     this.exitCode = options?.exitCode ?? 1;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses keep the ordinary prototype test; only the base class goes by the brand.
+    if (this !== TsuwsgiError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 }
 
@@ -84,5 +98,12 @@ export class BridgeSpawnError extends TsuwsgiError {
 export class ProtocolError extends TsuwsgiError {
   constructor(message: string) {
     super('TSUWSGI_E_PROTOCOL', message);
+  }
+}
+
+/** A logger, log route or log encoder that cannot be set up (unknown name, bad argument, unreachable target). */
+export class LoggerError extends TsuwsgiError {
+  constructor(message: string, cause?: unknown) {
+    super('TSUWSGI_E_LOGGER', message, { cause });
   }
 }

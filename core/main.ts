@@ -16,6 +16,7 @@ import { ResolvedOptions } from './options/resolved.ts';
 import { defaultPluginSource } from './plugins/catalog.ts';
 import { PluginRegistry } from './plugins/registry.ts';
 import { UWSGI_COMPAT_VERSION } from './version.ts';
+import { EMBEDDED_CONFIG } from './paths.ts';
 
 /**
  * Thrown by fail() instead of exiting when `fallback-config` applies: main() is run again,
@@ -86,6 +87,7 @@ async function main(argv: string[], state: RunState, startCwd: string): Promise<
         env: process.env,
         cwd: startCwd,
         lookup: registry,
+        ...(EMBEDDED_CONFIG !== undefined ? { embeddedIni: EMBEDDED_CONFIG } : {}),
         log: (line) => process.stderr.write(line + '\n'),
         onFallbackConfig: (file) => {
           state.fallbackConfig = file;
@@ -117,7 +119,11 @@ async function main(argv: string[], state: RunState, startCwd: string): Promise<
     process.exit(0);
   }
   if (options.flag('plugins-list')) {
-    for (const name of registry.availableNames().sort()) process.stdout.write(`${name}${registry.isLoaded(name) ? ' (loaded)' : ''}\n`);
+    const names = new Set([...registry.availableNames(), ...registry.plugins().map((d) => d.name)]);
+    for (const name of [...names].sort()) {
+      const file = registry.pluginFile(name);
+      process.stdout.write(`${name}${registry.isLoaded(name) ? ` (loaded${file ? ` from ${file}` : ''})` : ''}\n`);
+    }
     process.exit(0);
   }
 

@@ -17,7 +17,7 @@
  */
 import { InvalidOptionError, type TsuwsgiError } from '../errors.ts';
 import type { RegisteredOption } from '../options/spec.ts';
-import { PLUGIN_KEYS } from './builtin-options.ts';
+import { PLUGIN_DIR_KEYS, PLUGIN_KEYS } from './builtin-options.ts';
 
 export type ArgvItem =
   | {
@@ -118,12 +118,16 @@ export function* parseArgv(argv: readonly string[], resolver: ArgvResolver): Gen
 }
 
 /**
- * The values of every plugin-loading option on the command line (`--plugins`, `--plugin`,
- * `--need-plugin`…), found before anything else is parsed so their options are known to
- * every other option. Unknown words are skipped here; the real parse reports them.
+ * Every plugin-loading option on the command line (`--plugins`, `--plugin`, `--need-plugin`…)
+ * and every `--plugins-dir`, in order, found before anything else is parsed so the plugins'
+ * options are known to every other option. Unknown words are skipped here; the real parse
+ * reports them.
  */
-export function scanArgvPlugins(argv: readonly string[], resolver: Pick<ArgvResolver, 'long' | 'short'>): string[] {
-  const found: string[] = [];
+export function scanArgvPlugins(
+  argv: readonly string[],
+  resolver: Pick<ArgvResolver, 'long' | 'short'>,
+): Array<{ kind: 'plugins' | 'dir'; value: string }> {
+  const found: Array<{ kind: 'plugins' | 'dir'; value: string }> = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--') break;
@@ -135,9 +139,10 @@ export function scanArgvPlugins(argv: readonly string[], resolver: Pick<ArgvReso
       const option = resolver.long(name);
       const canonical = option?.spec.name ?? name;
       const takesNext = eq < 0 && option?.spec.argument === 'required';
-      if (PLUGIN_KEYS.has(canonical) || PLUGIN_KEYS.has(name)) {
+      const kind = PLUGIN_KEYS.has(canonical) || PLUGIN_KEYS.has(name) ? 'plugins' : PLUGIN_DIR_KEYS.has(canonical) || PLUGIN_DIR_KEYS.has(name) ? 'dir' : undefined;
+      if (kind) {
         const value = eq >= 0 ? body.slice(eq + 1) : argv[i + 1];
-        if (value !== undefined) found.push(value);
+        if (value !== undefined) found.push({ kind, value });
       }
       if (takesNext) i++;
       continue;

@@ -20,6 +20,8 @@ export const INCLUDE_KEYS: ReadonlySet<string> = new Set(['include']);
 export const INHERIT_KEYS: ReadonlySet<string> = new Set(['inherit']);
 /** Options naming plugins: loaded the moment they are met (§4.1 "immediate"). */
 export const PLUGIN_KEYS: ReadonlySet<string> = new Set(['plugins', 'plugin', 'need-plugins', 'need-plugin']);
+/** Where plugin files are searched (immediate: must come before the `plugins` it serves). */
+export const PLUGIN_DIR_KEYS: ReadonlySet<string> = new Set(['plugins-dir', 'plugin-dir']);
 export const SET_PLACEHOLDER_KEYS: ReadonlySet<string> = new Set(['set-placeholder', 'set-ph']);
 export const SET_KEYS: ReadonlySet<string> = new Set(['set']);
 export const STRICT_KEYS: ReadonlySet<string> = new Set(['strict']);
@@ -81,6 +83,7 @@ export const LOADER_OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'set', short: 'S', argument: 'required', kind: 'string', multiple: true, metavar: 'KEY=VALUE', help: 'set any option (or placeholder) by name' },
   { name: 'strict', argument: 'none', kind: 'flag', help: 'refuse unknown config keys instead of treating them as placeholders' },
   { name: 'plugins', aliases: ['plugin'], argument: 'required', kind: 'list', multiple: true, help: 'load plugins by name' },
+  { name: 'plugins-dir', aliases: ['plugin-dir'], argument: 'required', kind: 'path', multiple: true, metavar: 'DIR', help: 'search DIR for <name>_plugin.cjs files (before the build\'s own plugin directory)' },
   { name: 'need-plugin', aliases: ['need-plugins'], argument: 'required', kind: 'list', multiple: true, help: 'load plugins by name and exit if one is missing' },
   logicOpener('for', 'repeat the following options for each space-separated item (%(_) is the item)'),
   logicOpener('for-glob', 'repeat the following options for each path matching a glob'),

@@ -36,6 +36,7 @@ import {
   IPRINT_KEYS,
   INHERIT_KEYS,
   NOT_EXPANDED_KEYS,
+  PLUGIN_DIR_KEYS,
   PLUGIN_KEYS,
   POSITIONAL_KEY,
   SET_KEYS,
@@ -246,6 +247,10 @@ class ConfigAssembler {
       if (!options.pluginsLoaded) this.input.lookup.loadPlugins(value, origin);
       return;
     }
+    if (PLUGIN_DIR_KEYS.has(name)) {
+      this.input.lookup.addPluginDir?.(value);
+      return;
+    }
     if (SET_KEYS.has(name) || SET_PLACEHOLDER_KEYS.has(name)) {
       this.set(name, value, origin);
       return;
@@ -417,7 +422,10 @@ export function loadConfig(input: LoadConfigInput): LoadedConfig {
   const resolver = assembler.argvResolver();
   const envPlugins = input.env.UWSGI_PLUGINS;
   if (envPlugins !== undefined && envPlugins !== '') input.lookup.loadPlugins(envPlugins, 'env UWSGI_PLUGINS');
-  for (const value of scanArgvPlugins(input.argv, resolver)) input.lookup.loadPlugins(value, 'command line');
+  for (const item of scanArgvPlugins(input.argv, resolver)) {
+    if (item.kind === 'dir') input.lookup.addPluginDir?.(item.value);
+    else input.lookup.loadPlugins(item.value, 'command line');
+  }
 
   if (input.embeddedIni !== undefined) assembler.loadEmbedded(input.embeddedIni);
   for (const option of optionsFromEnv(input.env)) {

@@ -12,7 +12,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ENTRY_SCRIPT } from '../paths.ts';
 import { ConfigError, InvalidOptionError, TsuwsgiError } from '../errors.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import type { ResolvedOptions } from '../options/resolved.ts';
@@ -28,7 +28,6 @@ import type { Readable } from 'node:stream';
 import { AppPool, type AppPoolOptions } from './app-pool.ts';
 import { dropPrivileges } from './privileges.ts';
 
-const BIN_ENTRY = fileURLToPath(new URL('../../bin/tsuwsgi.js', import.meta.url));
 
 /** Apps per language plugin, from the plugin's own options, --mount and bare arguments. */
 export function collectApps(options: ResolvedOptions, registry: PluginRegistry): Map<PluginDescriptor, AppSpec[]> {
@@ -458,7 +457,7 @@ class CoreWorkerHandle {
       pools: this.plan.pools.map((p) => ({ ...p, ...this.switches.get(p.name) })),
       childLog: { ...this.plan.childLog, reqFd },
     };
-    const child = fork(BIN_ENTRY, [], { stdio, env: { ...process.env, TSUWSGI_ROLE: 'core-worker' } });
+    const child = fork(ENTRY_SCRIPT, [], { stdio, env: { ...process.env, TSUWSGI_ROLE: 'core-worker' } });
     this.child = child;
     if (child.stdout) this.log.attach(child.stdout, { source: 'core', pid: child.pid, raw: false });
     if (child.stderr) this.log.attach(child.stderr, { source: 'core', pid: child.pid, raw: false });

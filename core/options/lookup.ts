@@ -20,6 +20,8 @@ export interface OptionLookup {
    * named plugin cannot be loaded.
    */
   loadPlugins(value: string, origin: string): void;
+  /** `--plugins-dir DIR`: where later `plugins` look for plugin files. */
+  addPluginDir?(dir: string): void;
   /** True when the plugin is loaded (for `if-plugin`); absent = no plugin is. */
   isPluginLoaded?(name: string): boolean;
 }

@@ -7,12 +7,15 @@ import type { OptionLookup } from '../options/lookup.ts';
 import type { OptionSpec, RegisteredOption } from '../options/spec.ts';
 import type { LogEncoderDefinition, LoggerDefinition } from '../logging/api.ts';
 import { PLUGIN_API_VERSION, type PluginDescriptor } from './api.ts';
+import { loadPluginFile, pluginFileCandidates, pluginNameOf } from './plugin-files.ts';
 
 export interface PluginSource {
   /** Every plugin this build can load, by name (in-tree, embedded or loadable). */
   available: ReadonlyMap<string, PluginDescriptor>;
   /** Names loaded at start without being asked for (the build profile's embedded plugins). */
   embedded: readonly string[];
+  /** Directories searched for `<name>_plugin.cjs` after every `--plugins-dir` (a build's own). */
+  defaultPluginDirs?: readonly string[];
 }
 
 export class PluginRegistry implements OptionLookup {
@@ -25,6 +28,10 @@ export class PluginRegistry implements OptionLookup {
   private readonly unloadedOptions = new Map<string, RegisteredOption>();
   /** modifier1 → plugin; `N:name` and `remap-modifier` write here. */
   private readonly modifiers: Array<PluginDescriptor | undefined> = new Array(256);
+  /** `--plugins-dir` values, in order (searched before the build's default directory). */
+  private readonly pluginDirs: string[] = [];
+  /** Plugins loaded from files, by name → file (for --plugins-list and messages). */
+  private readonly files = new Map<string, string>();
 
   constructor(coreOptions: readonly OptionSpec[], source: PluginSource) {
     this.source = source;
@@ -72,16 +79,22 @@ export class PluginRegistry implements OptionLookup {
     }
     // uWSGI accepts "python3" for the python plugin and "xxx_plugin" file names.
     name = name.replace(/_plugin(\.\w+)?$/, '');
-    const d = this.source.available.get(name) ?? (name === 'python3' ? this.source.available.get('python') : undefined);
-    if (!d) {
-      const known = [...this.source.available.keys()].sort().join(', ');
-      throw new PluginError(`plugin "${name}" (${origin}) is not available in this build; available plugins: ${known}`);
-    }
+    const d =
+      this.loaded.get(pluginNameOf(name)) ??
+      this.source.available.get(name) ??
+      (name === 'python3' ? this.source.available.get('python') : undefined) ??
+      this.loadFromFile(name, origin);
     if (!this.loaded.has(d.name)) {
       if (d.apiVersion !== PLUGIN_API_VERSION) {
         throw new PluginError(`plugin "${d.name}" was built for plugin API ${d.apiVersion}, this core speaks ${PLUGIN_API_VERSION}: rebuild the plugin`);
       }
-      for (const req of d.requires ?? []) this.load(req, `required by plugin "${d.name}"`);
+      for (const req of d.requires ?? []) {
+        try {
+          this.load(req, `required by plugin "${d.name}"`);
+        } catch (err) {
+          throw new PluginError(`plugin "${d.name}" requires plugin "${req}", which cannot be loaded: ${(err as Error).message}`, err);
+        }
+      }
       this.loaded.set(d.name, d);
       this.order.push(d);
       for (const opt of d.options ?? []) this.addOption(opt, d.name);
@@ -90,6 +103,38 @@ export class PluginRegistry implements OptionLookup {
     }
     if (modifier !== undefined) this.modifiers[modifier] = d;
     return d;
+  }
+
+  /** A plugin from `<dir>/<name>_plugin.cjs` (or a path), or a PluginError saying what was searched. */
+  private loadFromFile(spec: string, origin: string): PluginDescriptor {
+    const name = pluginNameOf(spec);
+    const dirs = [...this.pluginDirs, ...(this.source.defaultPluginDirs ?? [])];
+    const candidates = pluginFileCandidates(spec, dirs);
+    const found = loadPluginFile(name, candidates);
+    if (!found) {
+      const known = [...this.source.available.keys()].sort().join(', ');
+      const searched = candidates.length > 0 ? `searched ${candidates.join(', ')}` : 'no --plugins-dir given';
+      throw new PluginError(
+        `plugin "${name}" (${origin}) is not available: it is not embedded in this build (embedded/in-tree: ${known || 'none'}) and no plugin file was found (${searched}); build it (tsx uwsgiconfig.ts --plugin plugins/${name}), install its package, or add --plugins-dir DIR before --plugins`,
+      );
+    }
+    const clash = this.source.available.get(found.descriptor.name);
+    if (clash) throw new PluginError(`${found.file} is a second "${clash.name}" plugin: one is already embedded in this build; remove the file or load the embedded one`);
+    this.files.set(found.descriptor.name, found.file);
+    return found.descriptor;
+  }
+
+  /** `--plugins-dir DIR` (immediate, like in uWSGI: give it before the `--plugins` it serves). */
+  addPluginDir(dir: string): void {
+    for (const d of dir.split(',')) {
+      const trimmed = d.trim();
+      if (trimmed !== '' && !this.pluginDirs.includes(trimmed)) this.pluginDirs.push(trimmed);
+    }
+  }
+
+  /** The file a plugin was loaded from, if it was not embedded. */
+  pluginFile(name: string): string | undefined {
+    return this.files.get(name);
   }
 
   // --- OptionLookup ---------------------------------------------------------------------

@@ -1,0 +1,66 @@
+/**
+ * The files a build copies beside its bundles, keeping the checkout's layout below the
+ * build root: the bridges a plugin starts (found from the `bridges/<dir>/` paths its
+ * sources name), the non-TypeScript files of a plugin's own directory, and the core's
+ * helper files (non-TypeScript files under core/).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+const SKIP = new Set(['__pycache__', 'node_modules', '.git']);
+
+function walk(dir: string, out: string[] = []): string[] {
+  if (!fs.existsSync(dir)) return out;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (SKIP.has(entry.name)) continue;
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) walk(full, out);
+    else out.push(full);
+  }
+  return out;
+}
+
+const isSource = (file: string): boolean => /\.(ts|mts|cts)$/.test(file);
+
+/** Files (relative to the repo) a plugin needs at run time besides its bundle. */
+export function pluginAssets(repo: string, pluginDir: string): string[] {
+  const files = walk(path.join(repo, pluginDir));
+  const out = new Set<string>();
+  for (const file of files) {
+    if (!isSource(file)) {
+      out.add(path.relative(repo, file));
+      continue;
+    }
+    for (const m of fs.readFileSync(file, 'utf8').matchAll(/bridges\/([\w.-]+)\//g)) {
+      for (const asset of walk(path.join(repo, 'bridges', m[1] as string))) out.add(path.relative(repo, asset));
+    }
+  }
+  return [...out].sort();
+}
+
+/** The core's own run-time files (helper scripts next to core modules). */
+export function coreAssets(repo: string): string[] {
+  return walk(path.join(repo, 'core'))
+    .filter((f) => !isSource(f))
+    .map((f) => path.relative(repo, f))
+    .sort();
+}
+
+export function copyAssets(repo: string, files: readonly string[], root: string): void {
+  for (const rel of files) {
+    const to = path.join(root, rel);
+    fs.mkdirSync(path.dirname(to), { recursive: true });
+    fs.copyFileSync(path.join(repo, rel), to);
+    fs.chmodSync(to, fs.statSync(path.join(repo, rel)).mode & 0o777);
+  }
+}
+
+/** Copy a directory tree (for node_modules/esbuild). */
+export function copyTree(from: string, to: string): void {
+  for (const file of walk(from)) {
+    const dest = path.join(to, path.relative(from, file));
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.copyFileSync(file, dest);
+    fs.chmodSync(dest, fs.statSync(file).mode & 0o777);
+  }
+}

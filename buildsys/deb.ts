@@ -1,0 +1,81 @@
+/**
+ * Distribution packages from a modular build (uWSGI is shipped by Debian as uwsgi-core plus
+ * one uwsgi-plugin-* package per plugin): `tsuwsgi-core` with the executable, and one
+ * `tsuwsgi-plugin-<name>` per plugin file, each depending on tsuwsgi-core (same version)
+ * and on the runtime its bridge needs. Built with dpkg-deb; they install side by side:
+ *
+ *   /usr/lib/tsuwsgi/bin/tsuwsgi            the core (its default plugin dir is ../plugins)
+ *   /usr/lib/tsuwsgi/plugins/<n>_plugin.cjs one per plugin package
+ *   /usr/lib/tsuwsgi/bridges/<language>/…   with the plugin that runs it
+ *   /usr/bin/tsuwsgi -> ../lib/tsuwsgi/bin/tsuwsgi
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const PREFIX = 'usr/lib/tsuwsgi';
+
+/** The Debian packages a plugin's bridge needs at run time. */
+export const PLUGIN_DEPENDS: Record<string, string> = {
+  python: 'python3',
+  psgi: 'perl',
+  rack: 'ruby',
+};
+
+export interface DebSpec {
+  name: string;
+  version: string;
+  description: string;
+  depends: string[];
+  /** Files: path below the package root → source file on disk (or a symlink target). */
+  files: Array<{ to: string; from?: string; symlink?: string }>;
+}
+
+export function buildDeb(spec: DebSpec, outDir: string): string {
+  const stage = fs.mkdtempSync(path.join(outDir, `.stage-${spec.name}-`));
+  try {
+    for (const f of spec.files) {
+      const dest = path.join(stage, f.to);
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      if (f.symlink) fs.symlinkSync(f.symlink, dest);
+      else if (f.from) {
+        fs.copyFileSync(f.from, dest);
+        fs.chmodSync(dest, fs.statSync(f.from).mode & 0o777);
+      }
+    }
+    fs.mkdirSync(path.join(stage, 'DEBIAN'));
+    const control = [
+      `Package: ${spec.name}`,
+      `Version: ${spec.version}`,
+      'Architecture: all',
+      'Maintainer: tsuwsgi developers <tsuwsgi@localhost>',
+      `Depends: ${spec.depends.join(', ')}`,
+      'Section: httpd',
+      'Priority: optional',
+      `Description: ${spec.description}`,
+      '',
+    ].join('\n');
+    fs.writeFileSync(path.join(stage, 'DEBIAN', 'control'), control);
+    const file = path.join(outDir, `${spec.name}_${spec.version}_all.deb`);
+    const run = spawnSync('dpkg-deb', ['--root-owner-group', '--build', stage, file], { encoding: 'utf8' });
+    if (run.error) throw new Error(`cannot run dpkg-deb (install the dpkg package): ${run.error.message}`);
+    if (run.status !== 0) throw new Error(`dpkg-deb failed for ${spec.name}: ${run.stderr.trim()}`);
+    return file;
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/** Every file below dir, as paths relative to it. */
+export function filesBelow(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const full = path.join(d, e.name);
+      if (e.isDirectory()) walk(full);
+      else out.push(path.relative(dir, full));
+    }
+  };
+  if (fs.existsSync(dir)) walk(dir);
+  return out.sort();
+}
