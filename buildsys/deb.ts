@@ -33,6 +33,7 @@ export interface DebSpec {
 
 export function buildDeb(spec: DebSpec, outDir: string): string {
   const stage = fs.mkdtempSync(path.join(outDir, `.stage-${spec.name}-`));
+  fs.chmodSync(stage, 0o755);
   try {
     for (const f of spec.files) {
       const dest = path.join(stage, f.to);
@@ -57,7 +58,8 @@ export function buildDeb(spec: DebSpec, outDir: string): string {
     ].join('\n');
     fs.writeFileSync(path.join(stage, 'DEBIAN', 'control'), control);
     const file = path.join(outDir, `${spec.name}_${spec.version}_all.deb`);
-    const run = spawnSync('dpkg-deb', ['--root-owner-group', '--build', stage, file], { encoding: 'utf8' });
+    // gzip: xz would take 20 s for the core package (it carries esbuild's binary).
+    const run = spawnSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '-z6', '--build', stage, file], { encoding: 'utf8' });
     if (run.error) throw new Error(`cannot run dpkg-deb (install the dpkg package): ${run.error.message}`);
     if (run.status !== 0) throw new Error(`dpkg-deb failed for ${spec.name}: ${run.stderr.trim()}`);
     return file;

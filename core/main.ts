@@ -118,6 +118,16 @@ async function main(argv: string[], state: RunState, startCwd: string): Promise<
     process.stdout.write(formatLoggerList(registry));
     process.exit(0);
   }
+  if (options.has('build-plugin')) {
+    try {
+      // Loaded on demand: the bundler is only needed for this command.
+      const { buildPlugin } = await import('./build/build-plugin.ts');
+      await buildPlugin(options.string('build-plugin') ?? '', process.cwd(), (line) => process.stdout.write(line + '\n'));
+    } catch (err) {
+      fail(err, state);
+    }
+    process.exit(0);
+  }
   if (options.flag('plugins-list')) {
     const names = new Set([...registry.availableNames(), ...registry.plugins().map((d) => d.name)]);
     for (const name of [...names].sort()) {

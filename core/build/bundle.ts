@@ -37,6 +37,12 @@ export interface BundleRequest {
   minify?: boolean;
 }
 
+/**
+ * The text rewritten. Spelled in pieces so that bundling this very file (the core bundle
+ * contains the plugin builder) does not rewrite the needle itself.
+ */
+const IMPORT_META_URL = ['import', 'meta', 'url'].join('.');
+
 function rewriteImportMetaUrl(moduleRoot: string): Plugin {
   return {
     name: 'tsuwsgi-import-meta-url',
@@ -46,8 +52,8 @@ function rewriteImportMetaUrl(moduleRoot: string): Plugin {
         const rel = path.relative(moduleRoot, args.path);
         if (rel.startsWith('..')) return undefined;
         const source = await fs.promises.readFile(args.path, 'utf8');
-        if (!source.includes('import.meta.url')) return undefined;
-        const contents = source.split('import.meta.url').join(`__tsuwsgiModuleUrl(${JSON.stringify(rel.split(path.sep).join('/'))})`);
+        if (!source.includes(IMPORT_META_URL)) return undefined;
+        const contents = source.split(IMPORT_META_URL).join(`__tsuwsgiModuleUrl(${JSON.stringify(rel.split(path.sep).join('/'))})`);
         return { contents, loader: args.path.endsWith('ts') ? 'ts' : 'js', resolveDir: path.dirname(args.path) };
       });
     },
