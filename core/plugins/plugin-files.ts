@@ -49,7 +49,10 @@ export function loadPluginFile(name: string, candidates: readonly string[]): { d
   } catch (err) {
     throw new PluginError(`!!! UNABLE to load uWSGI plugin: ${file}: ${(err as Error).message} !!! (rebuild the plugin against this core: tsuwsgi --build-plugin <dir>)`, err);
   }
-  const descriptor = exported[`${name}_plugin`] ?? exported.default ?? exported;
+  // `<name>_plugin`, else `default`, else any `*_plugin` export (then the name check says
+  // which plugin the file really holds).
+  const anyPlugin = Object.keys(exported).find((k) => k.endsWith('_plugin'));
+  const descriptor = exported[`${name}_plugin`] ?? exported.default ?? (anyPlugin ? exported[anyPlugin] : exported);
   if (!isDescriptor(descriptor)) {
     throw new PluginError(`${file} is not a tsuwsgi plugin: it must export "${name}_plugin" (or default) = definePlugin({ name: '${name}', apiVersion, … })`);
   }

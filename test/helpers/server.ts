@@ -46,6 +46,8 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Set false to get the handle as soon as the process is spawned. */
   waitReady?: boolean;
+  /** An executable to run instead of the checkout's `node bin/tsuwsgi.js` (a build's bin/tsuwsgi). */
+  command?: string;
 }
 
 export interface ExitInfo {
@@ -112,7 +114,7 @@ class Server implements ServerHandle {
     const cwd = opts.cwd ?? REPO_ROOT;
     this.logFile = logtoPath(args, cwd);
     const tag = ProcessGroup.newTag();
-    this.proc = spawn(process.execPath, [TSUWSGI_BIN, ...args], {
+    this.proc = spawn(opts.command ?? process.execPath, opts.command ? args : [TSUWSGI_BIN, ...args], {
       cwd,
       env: { ...process.env, ...opts.env, TSUWSGI_TEST_TAG: tag },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -252,9 +254,9 @@ export interface RunResult {
 }
 
 /** Run tsuwsgi for a command expected to exit by itself (bad config, app load failure, --version…). */
-export async function runTsuwsgi(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export async function runTsuwsgi(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; command?: string } = {}): Promise<RunResult> {
   const tag = ProcessGroup.newTag();
-  const proc = spawn(process.execPath, [TSUWSGI_BIN, ...args], {
+  const proc = spawn(opts.command ?? process.execPath, opts.command ? args : [TSUWSGI_BIN, ...args], {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, ...opts.env, TSUWSGI_TEST_TAG: tag },
     stdio: ['ignore', 'pipe', 'pipe'],
