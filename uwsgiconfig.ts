@@ -4,6 +4,7 @@
  *   npx tsx uwsgiconfig.ts --build [profile]                 core + embedded plugins + the profile's plugin files
  *   npx tsx uwsgiconfig.ts --plugin plugins/<name> [profile] [name]   one plugin file for a profile's build
  *   npx tsx uwsgiconfig.ts --package [profile]               .deb packages from that build (dpkg-deb)
+ *   npx tsx uwsgiconfig.ts --sea [profile]                   the build as a Node single executable (no Node needed)
  *
  * The profile comes from buildconf/<profile>.ini (default: `default`, or UWSGI_PROFILE).
  * A build goes to dist/<profile>/ with the checkout's layout:
@@ -138,6 +139,43 @@ export async function buildProfile(profile: Profile): Promise<void> {
   for (const name of profile.plugins) await buildPluginFile(path.join('plugins', name), profile);
 }
 
+/**
+ * `--sea [profile]`: the profile's build as a Node single executable application — the
+ * node binary with the core bundle injected (postject), so the host needs no Node. It
+ * replaces bin/<bin_name> in a copy of the build (dist/<profile>-sea/), whose bridges and
+ * plugin files stay beside it. Node 20's SEA is experimental; see docs/build.md.
+ */
+export async function buildSea(profile: Profile): Promise<string> {
+  const { spawnSync } = await import('node:child_process');
+  const source = distRoot(profile.name);
+  const bundleFile = path.join(source, 'bin', profile.binName);
+  if (!fs.existsSync(bundleFile)) await buildProfile(profile);
+  const root = `${source}-sea`;
+  fs.rmSync(root, { recursive: true, force: true });
+  copyTree(source, root);
+  const work = fs.mkdtempSync(path.join(root, '.sea-'));
+  try {
+    // The SEA main must be plain CommonJS: drop the #! line.
+    const main = path.join(work, 'main.cjs');
+    fs.writeFileSync(main, fs.readFileSync(bundleFile, 'utf8').replace(/^#!.*\n/, ''));
+    const config = path.join(work, 'sea.json');
+    const blob = path.join(work, 'sea.blob');
+    fs.writeFileSync(config, JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true }));
+    const prep = spawnSync(process.execPath, ['--experimental-sea-config', config], { encoding: 'utf8' });
+    if (prep.status !== 0) throw new ProfileError(`node --experimental-sea-config failed: ${prep.stderr.trim()}`);
+    const exe = path.join(root, 'bin', profile.binName);
+    fs.copyFileSync(process.execPath, exe);
+    fs.chmodSync(exe, 0o755);
+    const postject = path.join(REPO, 'node_modules', 'postject', 'dist', 'cli.js');
+    const inject = spawnSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { encoding: 'utf8' });
+    if (inject.status !== 0) throw new ProfileError(`postject failed: ${inject.stderr.trim() || inject.stdout.trim()}`);
+    log(`*** single executable: ${path.relative(process.cwd(), exe)} (${(fs.statSync(exe).size / 1048576).toFixed(0)} MiB, needs no installed node) ***`);
+    return exe;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
 /** `--package`: tsuwsgi-core and one tsuwsgi-plugin-<name> per plugin file of the build. */
 export function packageBuild(profile: Profile): string[] {
   const root = distRoot(profile.name);
@@ -190,6 +228,7 @@ const USAGE = `usage:
   tsx uwsgiconfig.ts --build [profile]
   tsx uwsgiconfig.ts --plugin plugins/<name> [profile] [name]
   tsx uwsgiconfig.ts --package [profile]
+  tsx uwsgiconfig.ts --sea [profile]
 profiles: ${fs.existsSync(BUILDCONF) ? fs.readdirSync(BUILDCONF).filter((f) => f.endsWith('.ini')).map((f) => f.slice(0, -4)).sort().join(', ') : '(none)'}`;
 
 async function cli(argv: string[]): Promise<number> {
@@ -210,6 +249,9 @@ async function cli(argv: string[]): Promise<number> {
       }
       case '--package':
         packageBuild(loadProfile(BUILDCONF, profileName(rest[0])));
+        return 0;
+      case '--sea':
+        await buildSea(loadProfile(BUILDCONF, profileName(rest[0])));
         return 0;
       default:
         process.stderr.write(`${USAGE}\n`);

@@ -88,6 +88,19 @@ describe('monolithic build (uwsgiconfig.ts --build)', () => {
   });
 });
 
+describe('single executable (uwsgiconfig.ts --sea)', () => {
+  it('injects the core into a copy of node: one file that is the whole server (bridges stay beside it)', async () => {
+    uwsgiconfig(['--sea', 'pyonly']);
+    const exe = path.join(`${DIST}/pyonly-sea`, 'bin', 'tsuwsgi');
+    // It is a node binary, not a script: no #! line, no interpreter needed.
+    expect(fs.readFileSync(exe).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+    srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', fixture('hello.py'), '--master', '--core-workers', '2'], { command: exe, cwd: os.tmpdir() });
+    await withServerLog(srv, async () => {
+      expect((await httpRequest(srv!.port, { path: '/' })).body.toString()).toBe('Hello World');
+    });
+  });
+});
+
 describe('modular build: the core profile, then one plugin at a time', () => {
   it('builds a core with no request plugin, which refuses requests with uWSGI\'s unavailable-modifier line', async () => {
     uwsgiconfig(['--build', 'core']);
