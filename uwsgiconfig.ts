@@ -149,7 +149,7 @@ export async function buildSea(profile: Profile): Promise<string> {
   const { spawnSync } = await import('node:child_process');
   const source = distRoot(profile.name);
   const bundleFile = path.join(source, 'bin', profile.binName);
-  if (!fs.existsSync(bundleFile)) await buildProfile(profile);
+  await buildProfile(profile);
   const root = `${source}-sea`;
   fs.rmSync(root, { recursive: true, force: true });
   copyTree(source, root);

@@ -97,6 +97,16 @@ function banner(request: BundleRequest): string {
   return lines.filter((l) => l !== '').join('\n');
 }
 
+/**
+ * Optional native add-ons left out of every bundle: msgpackr loads msgpackr-extract (a
+ * prebuilt .node file) only to speed up decoding, which log encoding never does; bundled,
+ * its loader would look for the .node next to the bundle and, in a single executable,
+ * print Node's "require() only supports built-in modules" warning at every start.
+ */
+const OPTIONAL_NATIVE_STUBS: Record<string, string> = {
+  'msgpackr-extract': 'module.exports = null;',
+};
+
 export async function bundle(request: BundleRequest): Promise<{ bytes: number; ms: number }> {
   const started = Date.now();
   const esbuild = await import('esbuild');
@@ -109,7 +119,13 @@ export async function bundle(request: BundleRequest): Promise<{ bytes: number; m
     target: 'node20',
     format: 'cjs',
     banner: { js: banner(request) },
-    plugins: [aliasPlugin(request.aliases ?? {}, request.virtualModules ?? {}), rewriteImportMetaUrl(request.moduleRoot)],
+    plugins: [
+      aliasPlugin(request.aliases ?? {}, {
+        ...Object.fromEntries(Object.entries(OPTIONAL_NATIVE_STUBS).map(([k, contents]) => [k, { contents, resolveDir: request.moduleRoot }])),
+        ...(request.virtualModules ?? {}),
+      }),
+      rewriteImportMetaUrl(request.moduleRoot),
+    ],
     external: request.external ?? [],
     minify: request.minify ?? false,
     keepNames: true,
