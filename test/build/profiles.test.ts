@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadProfile, ProfileError } from '../../buildsys/profiles.ts';
 import { PluginError } from '../../core/errors.ts';
-import { PLUGIN_API_VERSION } from '../../core/plugins/api.ts';
+import { PLUGIN_API_VERSION, type PluginDescriptor } from '../../core/plugins/api.ts';
 import { PluginRegistry } from '../../core/plugins/registry.ts';
 import { REPO_ROOT } from '../helpers/server.ts';
 
@@ -114,7 +114,7 @@ describe('loading plugin files (--plugins-dir, <name>_plugin.cjs)', () => {
   it('refuses a second copy of an embedded plugin', () => {
     const dir = tempDir();
     pluginFile(dir, 'twin_plugin.cjs', descriptor('twin'));
-    const embedded = { name: 'twin', apiVersion: PLUGIN_API_VERSION };
+    const embedded: PluginDescriptor = { name: 'twin', apiVersion: PLUGIN_API_VERSION };
     const r = new PluginRegistry([], { available: new Map([['twin', embedded]]), embedded: [] });
     r.addPluginDir(dir);
     // The embedded one wins by name: asking by path for the file is the duplicate.
