@@ -114,7 +114,7 @@ describe('loading plugin files (--plugins-dir, <name>_plugin.cjs)', () => {
   it('refuses a second copy of an embedded plugin', () => {
     const dir = tempDir();
     pluginFile(dir, 'twin_plugin.cjs', descriptor('twin'));
-    const embedded: PluginDescriptor = { name: 'twin', apiVersion: PLUGIN_API_VERSION };
+    const embedded: PluginDescriptor = { name: 'twin', apiVersion: PLUGIN_API_VERSION, description: 'embedded twin' };
     const r = new PluginRegistry([], { available: new Map([['twin', embedded]]), embedded: [] });
     r.addPluginDir(dir);
     // The embedded one wins by name: asking by path for the file is the duplicate.
