@@ -5,8 +5,12 @@
  *   METHOD URI => generated RSIZE bytes in RT msecs (PROTO STATUS) NHDR headers in HSIZE bytes
  *   (SWITCHES switches on core CORE)
  *
- * plus `--log-format` with the common %(vars) (§5.3).
+ * plus `--log-format` with every %(var) of §5.3, the conditional re-enablers of
+ * --disable-logging (--log-4xx, --log-5xx, --log-slow, --log-big, --log-zero,
+ * --log-sendfile, --log-ioerror) and the JSON request record of --log-json.
  */
+import fs from 'node:fs';
+import { strftime } from './strftime.ts';
 
 /** Everything a request line can show. Filled in by the pipeline when the response ends. */
 export interface RequestRecord {
@@ -40,6 +44,11 @@ export interface RequestRecord {
   referer: string;
   contentLength: string;
   vars: ReadonlyArray<readonly [string, string]>;
+  /** Errors reading the request body from the client / writing the response to it (%(rerr), %(werr)). */
+  readErrors: number;
+  writeErrors: number;
+  /** The X-Forwarded-For request header ("" when absent), for --log-x-forwarded-for. */
+  forwardedFor: string;
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -76,17 +85,36 @@ export function ltime(ms: number): string {
   );
 }
 
-export function formatDefaultLine(r: RequestRecord, micros = false): string {
+/** uWSGI writes a line longer than this as a safe minimal variant (no address, method or URI). */
+const MAX_LINE = 4096;
+
+export function formatDefaultLine(r: RequestRecord, micros = false, forwardedFor = false): string {
   const time = micros ? `${r.micros} micros` : `${Math.floor(r.micros / 1000)} msecs`;
-  return (
-    `[pid: ${r.pid}|app: ${r.app}|req: ${r.appRequests}/${r.workerRequests}] ${r.remoteAddr} (${r.remoteUser}) ` +
-    `{${r.varCount * 2} vars in ${r.packetSize} bytes} [${ctime(r.startedAt)}] ${r.method} ${r.uri} => ` +
-    `generated ${r.bodyBytes} bytes in ${time} (${r.protocol} ${r.status}) ` +
-    `${r.headerCount} headers in ${r.headerBytes} bytes (1 switches on core ${r.core})`
-  );
+  const addr = forwardedFor && r.forwardedFor !== '' ? r.forwardedFor : r.remoteAddr;
+  const head = `[pid: ${r.pid}|app: ${r.app}|req: ${r.appRequests}/${r.workerRequests}] `;
+  const vars = `{${r.varCount * 2} vars in ${r.packetSize} bytes} [${ctime(r.startedAt)}] `;
+  const tail =
+    ` => generated ${r.bodyBytes} bytes in ${time} (${r.protocol} ${r.status}) ` +
+    `${r.headerCount} headers in ${r.headerBytes} bytes (1 switches on core ${r.core})`;
+  const line = `${head}${addr} (${r.remoteUser}) ${vars}${r.method} ${r.uri}${tail}`;
+  return line.length < MAX_LINE ? line : `${head}0.0.0.0 () ${vars}- -${tail}`;
 }
 
 type Chunk = string | ((r: RequestRecord) => string);
+
+/** Virtual and resident memory of a process in bytes (Linux /proc), 0 when unknown. */
+function memoryOf(pid: number): { vsz: number; rss: number } {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+    const kb = (key: string): number => {
+      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+      return m ? Number(m[1]) * 1024 : 0;
+    };
+    return { vsz: kb('VmSize'), rss: kb('VmRSS') };
+  } catch {
+    return { vsz: 0, rss: 0 };
+  }
+}
 
 /** Variables of --log-format (spec/core.md §5.3). Empty values print "-". */
 const LOG_VARS: Record<string, (r: RequestRecord) => string | number> = {
@@ -121,7 +149,23 @@ const LOG_VARS: Record<string, (r: RequestRecord) => string | number> = {
   modifier2: (r) => r.modifier2,
   tmsecs: (r) => Math.floor(r.startedAt),
   tmicros: (r) => Math.floor(r.startedAt * 1000),
+  rerr: (r) => r.readErrors,
+  werr: (r) => r.writeErrors,
+  ioerr: (r) => r.readErrors + r.writeErrors,
+  // The app worker (bridge) that served the request, as uWSGI reports its worker's memory.
+  vsz: (r) => memoryOf(r.pid).vsz,
+  rss: (r) => memoryOf(r.pid).rss,
+  vszM: (r) => Math.floor(memoryOf(r.pid).vsz / 1048576),
+  rssM: (r) => Math.floor(memoryOf(r.pid).rss / 1048576),
 };
+
+/** Every %(name) --log-format knows (besides var.NAME and metric.NAME). */
+export const LOG_FORMAT_VARIABLES: readonly string[] = Object.keys(LOG_VARS);
+
+export interface LogFormatOptions {
+  /** --logformat-strftime with a --log-date FORMAT: %(ftime) uses that format (else it is %(ltime)). */
+  ftimeFormat?: string | null;
+}
 
 function dash(v: string | number): string {
   const s = String(v);
@@ -132,7 +176,7 @@ function dash(v: string | number): string {
  * Compile a --log-format template once. Only `%(name)` is special (as uWSGI's parser);
  * `%(var.NAME)` reads a request var; unknown names print "-".
  */
-export function compileLogFormat(template: string): (r: RequestRecord) => string {
+export function compileLogFormat(template: string, opts: LogFormatOptions = {}): (r: RequestRecord) => string {
   const chunks: Chunk[] = [];
   const re = /%\(([^)]+)\)/g;
   let last = 0;
@@ -145,6 +189,12 @@ export function compileLogFormat(template: string): (r: RequestRecord) => string
         for (const [k, v] of r.vars) if (k === key) return dash(v);
         return '-';
       });
+    } else if (name.startsWith('metric.')) {
+      // No metrics subsystem yet: every metric prints "-".
+      chunks.push(() => '-');
+    } else if (name === 'ftime' && opts.ftimeFormat) {
+      const fmt = opts.ftimeFormat;
+      chunks.push((r) => dash(strftime(fmt, new Date(r.startedAt))));
     } else {
       const fn = LOG_VARS[name];
       chunks.push(fn ? (r) => dash(fn(r)) : () => '-');
@@ -156,5 +206,78 @@ export function compileLogFormat(template: string): (r: RequestRecord) => string
     let out = '';
     for (const c of chunks) out += typeof c === 'string' ? c : c(r);
     return out;
+  };
+}
+
+/** Which requests are logged: --disable-logging and its conditional re-enablers. */
+export interface RequestLogFilter {
+  /** --disable-logging. */
+  disabled: boolean;
+  /** --log-4xx, --log-5xx. */
+  status4xx: boolean;
+  status5xx: boolean;
+  /** --log-slow MS (0 = off): requests that took at least MS milliseconds. */
+  slowMs: number;
+  /** --log-big BYTES (0 = off): responses of at least BYTES bytes (headers + body). */
+  bigBytes: number;
+  /** --log-zero: responses with an empty body. */
+  zero: boolean;
+  /** --log-sendfile: responses sent with sendfile() (none in tsuwsgi yet). */
+  sendfile: boolean;
+  /** --log-ioerror: requests with a read or write error. */
+  ioError: boolean;
+}
+
+/**
+ * The decision uWSGI makes when a request ends (core/utils.c log_request): with logging
+ * enabled every request is logged; with --disable-logging only those a re-enabler selects.
+ * Returns null when nothing can ever be logged (no record needs to be built at all).
+ */
+export function compileRequestFilter(f: RequestLogFilter): ((r: RequestRecord) => boolean) | null {
+  if (!f.disabled) return () => true;
+  const tests: Array<(r: RequestRecord) => boolean> = [];
+  if (f.zero) tests.push((r) => r.bodyBytes === 0);
+  if (f.slowMs > 0) tests.push((r) => r.micros / 1000 >= f.slowMs);
+  if (f.status4xx) tests.push((r) => r.status >= 400 && r.status <= 499);
+  if (f.status5xx) tests.push((r) => r.status >= 500 && r.status <= 599);
+  if (f.bigBytes > 0) tests.push((r) => r.bodyBytes + r.headerBytes >= f.bigBytes);
+  if (f.ioError) tests.push((r) => r.readErrors > 0 || r.writeErrors > 0);
+  // --log-sendfile: no response is sent with sendfile() yet, so it selects nothing.
+  if (tests.length === 0) return null;
+  return (r) => {
+    for (const t of tests) if (t(r)) return true;
+    return false;
+  };
+}
+
+/** The fields of a request record in --log-json output (uWSGI's log variable names). */
+export function requestFields(r: RequestRecord): Record<string, string | number> {
+  return {
+    pid: r.pid,
+    wid: r.workerId,
+    app: r.app,
+    core: r.core,
+    addr: r.remoteAddr,
+    user: r.remoteUser,
+    method: r.method,
+    uri: r.uri,
+    proto: r.protocol,
+    host: r.host,
+    uagent: r.userAgent,
+    referer: r.referer,
+    status: r.status,
+    micros: r.micros,
+    size: r.bodyBytes + r.headerBytes,
+    rsize: r.bodyBytes,
+    hsize: r.headerBytes,
+    headers: r.headerCount,
+    vars: r.varCount * 2,
+    pktsize: r.packetSize,
+    cl: r.contentLength,
+    modifier1: r.modifier1,
+    modifier2: r.modifier2,
+    time: Math.floor(r.startedAt / 1000),
+    rerr: r.readErrors,
+    werr: r.writeErrors,
   };
 }

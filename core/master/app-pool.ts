@@ -31,8 +31,10 @@ export interface AppPoolOptions {
   bridgeConfig: Record<string, unknown>;
   /** Environment for bridges (the server's plus --env). */
   env: NodeJS.ProcessEnv;
-  /** Descriptor bridges write their stdout/stderr to (the server log). */
-  logFd: number;
+  /**
+   * The server log. Bridges inherit `log.inheritFd` as stdout/stderr, or (log-master mode,
+   * inheritFd null) write to pipes whose lines the log routes like any other.
+   */
   log: ServerLog;
   /** Directory for pool sockets. */
   runDir: string;
@@ -147,8 +149,9 @@ export class AppPool {
     };
     let proc: ChildProcess;
     try {
+      const out = o.log.inheritFd ?? 'pipe';
       proc = spawn(o.command.file, o.command.args, {
-        stdio: ['ignore', o.logFd, o.logFd, this.socketFd, 'pipe'],
+        stdio: ['ignore', out, out, this.socketFd, 'pipe'],
         env: {
           ...o.env,
           ...o.command.env,
@@ -162,6 +165,8 @@ export class AppPool {
       return Promise.reject(new BridgeSpawnError(`cannot start the ${o.runtime} bridge (${o.command.file}): ${(err as Error).message}`, err));
     }
     const control = proc.stdio[4] as Duplex;
+    if (proc.stdout) o.log.attach(proc.stdout, { source: o.name, pid: proc.pid, raw: true });
+    if (proc.stderr) o.log.attach(proc.stderr, { source: o.name, pid: proc.pid, raw: true });
     let resolveExit!: () => void;
     const exited = new Promise<void>((r) => (resolveExit = r));
     const worker: Worker = { id, proc, pid: proc.pid ?? -1, generation, ready: false, stopping: false, spawnedAt: Date.now(), control, exited };

@@ -7,9 +7,9 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { PoolClient } from '../bridge/pool-client.ts';
 import type { ServerLog } from '../logging/server-log.ts';
-import { compileLogFormat } from '../logging/request-log.ts';
+import { compileRequestLogger, type ChildLogSettings, type RequestLogSettings } from '../logging/worker-log.ts';
 import { startHttpFrontend } from './http-frontend.ts';
-import { defaultLineFormatter, RequestPipeline, type AppRoute } from './pipeline.ts';
+import { RequestPipeline, type AppRoute } from './pipeline.ts';
 import type { BoundSocket } from './sockets.ts';
 import { startUwsgiFrontend } from './uwsgi-frontend.ts';
 
@@ -37,9 +37,10 @@ export interface CoreWorkerPlan {
   harakiri: number;
   /** Requests that may queue behind the one in progress on a bridge connection (0 = off). */
   bridgePipeline: number;
-  disableLogging: boolean;
-  logFormat: string | null;
-  logMicros: boolean;
+  /** Which requests are logged and how (--disable-logging, --log-4xx…, --log-format, --log-json). */
+  requestLog: RequestLogSettings;
+  /** A core worker child's own log (descriptors, JSON, --log-date). */
+  childLog: ChildLogSettings;
   /** This worker's index and the number of core workers (pool capacity is shared). */
   workerIndex: number;
   workerCount: number;
@@ -79,7 +80,7 @@ export class CoreWorker {
     }
     const routes: Array<AppRoute | undefined> = new Array(256);
     for (const [mod, name] of Object.entries(p.modifierRoutes)) routes[Number(mod)] = routeByPool.get(name);
-    const formatLine = p.disableLogging ? null : p.logFormat ? compileLogFormat(p.logFormat) : defaultLineFormatter(p.logMicros);
+    const requestLog = compileRequestLogger(p.requestLog);
     const pipeline = new RequestPipeline({
       routes,
       defaultRoute: p.defaultPool ? routeByPool.get(p.defaultPool) : undefined,
@@ -87,7 +88,7 @@ export class CoreWorker {
       manageScriptName: p.manageScriptName,
       noDefaultApp: p.noDefaultApp,
       log: this.log,
-      formatLine,
+      requestLog,
     });
 
     for (const s of p.sockets) {

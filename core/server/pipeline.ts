@@ -8,7 +8,8 @@
 import type { BodySource, BridgeConnection, PoolClient, ResponseSink, Waiter } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import { encodePacket, getVar, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
-import { formatDefaultLine, type RequestRecord } from '../logging/request-log.ts';
+import type { RequestRecord } from '../logging/request-log.ts';
+import type { RequestLogger } from '../logging/worker-log.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 
 /** A request as a front end hands it over. */
@@ -43,8 +44,8 @@ export interface PipelineOptions {
   manageScriptName: boolean;
   noDefaultApp: boolean;
   log: ServerLog;
-  /** null = --disable-logging; else the line formatter. */
-  formatLine: ((r: RequestRecord) => string) | null;
+  /** null when no request is ever logged (--disable-logging without re-enablers). */
+  requestLog: RequestLogger | null;
 }
 
 /** Per-bridge counters for the request log's "req: APPREQS/WORKERREQS". */
@@ -154,9 +155,11 @@ export class RequestPipeline {
 
   private send(conn: BridgeConnection, req: CoreRequest, app: number, packet: Buffer, body: BodySource | null, sink: ResponseSink, retry: Waiter): void {
     const identity = conn.identity!;
-    const log = this.o.formatLine;
+    const log = this.o.requestLog;
     let head: ResponseHead | null = null;
     let bodyBytes = 0;
+    /** The client went away mid-response: a write error for --log-ioerror and %(werr). */
+    let clientGone = false;
     const t0 = performance.now();
     const finish = (status: number): void => {
       const c = this.count(identity.pid, app);
@@ -188,8 +191,11 @@ export class RequestPipeline {
         referer: getVar(req.vars, 'HTTP_REFERER') ?? '',
         contentLength: getVar(req.vars, 'CONTENT_LENGTH') ?? '',
         vars: req.vars,
+        readErrors: 0,
+        writeErrors: clientGone ? 1 : 0,
+        forwardedFor: getVar(req.vars, 'HTTP_X_FORWARDED_FOR') ?? '',
       };
-      this.o.log.request(log(record));
+      if (log.wants(record)) this.o.log.request(log.format(record));
     };
     const logged: ResponseSink = {
       head(h) {
@@ -209,6 +215,7 @@ export class RequestPipeline {
       fail: (status, reason) => {
         // Clients get the standard reason phrase; the log gets what actually happened.
         if (status === 502) this.o.log.warn(`${req.method} ${req.uri} answered 502: ${reason}`);
+        if (status === 499) clientGone = true;
         sink.fail(status, reason);
         finish(head ? head.statusCode : status);
       },
@@ -233,7 +240,3 @@ export class RequestPipeline {
   }
 }
 
-
-export function defaultLineFormatter(micros: boolean): (r: RequestRecord) => string {
-  return (r) => formatDefaultLine(r, micros);
-}

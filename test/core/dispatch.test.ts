@@ -84,10 +84,10 @@ describe('plugins by name', () => {
     expect(r.stderr).toContain('unknown option "--dummy-app": it is provided by plugin "dummy", which is not loaded; add --plugins dummy');
   });
 
-  it('refuses an unknown plugin and lists the available ones', async () => {
-    const r = await runTsuwsgi(['--plugins', 'nosuch', '--http-socket', '127.0.0.1:0']);
+  it('refuses an unknown plugin, listing the available ones and where it looked', async () => {
+    const r = await runTsuwsgi(['--plugins-dir', '/nonexistent', '--plugins', 'nosuch', '--http-socket', '127.0.0.1:0']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/plugin "nosuch" .* is not available in this build; available plugins: .*dummy.*python/);
+    expect(r.stderr).toMatch(/plugin "nosuch" .* is not available: it is not embedded in this build \(embedded\/in-tree: .*dummy.*python.*\) and no plugin file was found \(searched \/nonexistent\/nosuch_plugin\.cjs\)/);
   });
 
   it('accepts --plugin, --need-plugin and uWSGI plugin file names for the same plugin', async () => {

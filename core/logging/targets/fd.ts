@@ -1,0 +1,129 @@
+/**
+ * A target writing to a file descriptor: stderr, an inherited fd (`fd:N`), a file. Regular
+ * files are written synchronously once per event-loop turn (a page-cache copy, and the order
+ * with other writers of the same file is kept); anything else (pipe, tty, socket) is written
+ * asynchronously, so a reader that stops reading only fills the queue.
+ */
+import fs from 'node:fs';
+import { joinBatch, QueuedTarget, type LogRecord } from './queued.ts';
+
+export class FdTarget extends QueuedTarget {
+  protected fd: number;
+  protected regular: boolean;
+  private readonly ownsFd: boolean;
+  /** Set when an asynchronous write did not complete: flushSync must not block on it. */
+  private stuck = false;
+  private errorReported = false;
+  protected readonly warn: (message: string) => void;
+
+  constructor(fd: number, description: string, limit: number, warn: (m: string) => void, ownsFd = false) {
+    super(description, limit);
+    this.fd = fd;
+    this.ownsFd = ownsFd;
+    this.warn = warn;
+    this.regular = isRegularFile(fd);
+  }
+
+  /** The descriptor (inherited by bridges when nothing else needs the log). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
+  protected deliver(batch: LogRecord[], done: () => void): void {
+    const data = joinBatch(batch);
+    if (this.regular) {
+      this.writeSync(data, batch.length);
+      done();
+      return;
+    }
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    this.stuck = true;
+    this.writeAsync(buf, 0, batch.length, () => {
+      this.stuck = false;
+      done();
+    });
+  }
+
+  private writeAsync(buf: Buffer, offset: number, records: number, done: () => void): void {
+    fs.write(this.fd, buf, offset, buf.length - offset, null, (err, n) => {
+      if (err) {
+        if (err.code === 'EAGAIN' && !this.closed) {
+          setTimeout(() => this.writeAsync(buf, offset, records, done), 10).unref();
+          return;
+        }
+        this.failed(err, records);
+        done();
+        return;
+      }
+      if (offset + n < buf.length) this.writeAsync(buf, offset + n, records, done);
+      else {
+        this.written(buf.length);
+        done();
+      }
+    });
+  }
+
+  protected writeSync(data: string | Buffer, records: number): void {
+    try {
+      if (typeof data === 'string') {
+        const n = fs.writeSync(this.fd, data);
+        this.written(n);
+      } else {
+        let off = 0;
+        while (off < data.length) off += fs.writeSync(this.fd, data, off);
+        this.written(data.length);
+      }
+    } catch (err) {
+      this.failed(err as NodeJS.ErrnoException, records);
+    }
+  }
+
+  private failed(err: NodeJS.ErrnoException, records: number): void {
+    this.lost += records;
+    if (!this.errorReported) {
+      this.errorReported = true;
+      this.warn(`cannot write to log target ${this.description}: ${err.message}`);
+    }
+  }
+
+  /** Bytes reached the destination (files count them for --log-maxsize). */
+  protected written(_bytes: number): void {}
+
+  flushSync(): void {
+    if (this.stuck) return;
+    const batch = this.takeQueued();
+    if (!batch) return;
+    const data = joinBatch(batch);
+    if (this.regular) this.writeSync(data, batch.length);
+    else {
+      // A pipe or terminal: one attempt; a reader that stopped reading must not hang the exit.
+      try {
+        if (typeof data === 'string') fs.writeSync(this.fd, data);
+        else fs.writeSync(this.fd, data);
+      } catch {
+        this.lost += batch.length;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.drain(2000);
+    this.flushSync();
+    this.closed = true;
+    if (this.ownsFd) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+}
+
+export function isRegularFile(fd: number): boolean {
+  try {
+    return fs.fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
+}
