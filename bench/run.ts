@@ -28,6 +28,16 @@ const UWSGI = process.env.BENCH_UWSGI ?? '/usr/bin/uwsgi';
 const GUNICORN = process.env.BENCH_GUNICORN ?? '/usr/bin/gunicorn';
 /** The interpreter Debian's uwsgi plugin and gunicorn use: tsuwsgi's bridges use it too, so all run the same Python. */
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
+const STARMAN = process.env.BENCH_STARMAN ?? '/usr/bin/starman';
+/** The perl Debian's uwsgi psgi plugin and starman use: tsuwsgi's Perl bridge runs it too. */
+const PERL = process.env.BENCH_PERL ?? '/usr/bin/perl';
+const PUMA = process.env.BENCH_PUMA ?? '/usr/bin/puma';
+/** The ruby Debian's uwsgi rack plugin (rack_ruby31) and puma use: tsuwsgi's Ruby bridge runs it too. */
+const RUBY = process.env.BENCH_RUBY ?? '/usr/bin/ruby';
+/** PHP: tsuwsgi runs php-cgi (FastCGI), uWSGI its embedded php plugin, php-fpm sits behind nginx. */
+const PHP_CGI = process.env.BENCH_PHP_CGI ?? '/usr/bin/php-cgi';
+const PHP_FPM = process.env.BENCH_PHP_FPM ?? '/usr/sbin/php-fpm8.2';
+const NGINX = process.env.BENCH_NGINX ?? '/usr/sbin/nginx';
 
 const DURATION = process.env.BENCH_DURATION ?? '10s';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -38,6 +48,8 @@ const PROCESSES = 2;
 
 interface AppDef {
   name: string;
+  /** The app's language (default python): a peer runs only the apps of its `langs`. */
+  lang?: string;
   file: string;
   module: string;
   description: string;
@@ -47,11 +59,57 @@ interface AppDef {
 const APPS: AppDef[] = [
   { name: 'hello', file: path.join(APPS_DIR, 'hello.py'), module: 'hello:application', description: 'Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
   { name: 'big', file: path.join(APPS_DIR, 'big.py'), module: 'big:application', description: '64 KiB body', check: (b) => b.length === 65536 },
+  { name: 'psgi', lang: 'perl', file: path.join(APPS_DIR, 'hello.psgi'), module: '', description: 'PSGI Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
+  { name: 'rack', lang: 'ruby', file: path.join(APPS_DIR, 'hello.ru'), module: '', description: 'Rack Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
+  { name: 'php', lang: 'php', file: path.join(APPS_DIR, 'hello.php'), module: '', description: 'PHP Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
 ];
+
+/** How tsuwsgi and uWSGI load an app of each language (uWSGI plugin names are Debian's). */
+const TSUWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
+  python: (app) => ['--wsgi-file', app.file, '--python-bin', PYTHON],
+  perl: (app) => ['--plugins', 'psgi', '--psgi', app.file, '--perl-bin', PERL],
+  ruby: (app) => ['--plugins', 'rack', '--rack', app.file, '--ruby-bin', RUBY],
+  php: (app) => ['--http-socket-modifier1', '14', '--plugins', 'php', '--php-app', app.file, '--php-cgi-bin', PHP_CGI],
+};
+const UWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
+  python: (app) => ['--plugin', 'python3', '--wsgi-file', app.file],
+  perl: (app) => ['--plugin', 'psgi', '--psgi', app.file],
+  // uWSGI runs a full GC after every Rack request by default (about 200 req/s on hello world
+  // here); tsuwsgi leaves GC to Ruby, as puma does, so uWSGI gets the closest setting.
+  ruby: (app) => ['--plugin', 'rack_ruby31', '--rack', app.file, '--ruby-gc-freq', '1000000'],
+  php: (app) => ['--http-socket-modifier1', '14', '--plugin', 'php', '--php-app', app.file],
+};
+
+/**
+ * php-fpm (pm = static, PROCESSES children) behind nginx (one worker, keep-alive to clients,
+ * fastcgi_keep_conn to php-fpm), both started by one shell in one process group so stopPeer
+ * stops them together. Config, pid and logs live in a private temporary directory.
+ */
+function phpFpmBehindNginx(app: AppDef, port: number): { file: string; args: string[] } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-php-fpm-'));
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) fs.mkdirSync(path.join(dir, d));
+  const sock = path.join(dir, 'fpm.sock');
+  fs.writeFileSync(
+    path.join(dir, 'fpm.conf'),
+    `[global]\npid = ${dir}/fpm.pid\nerror_log = ${dir}/logs/fpm.log\ndaemonize = no\n[www]\nlisten = ${sock}\npm = static\npm.max_children = ${PROCESSES}\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `error_log ${dir}/logs/error.log warn;\npid ${dir}/nginx.pid;\nworker_processes 1;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n` +
+      `  client_body_temp_path ${dir}/client_body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;\n` +
+      `  upstream fpm { server unix:${sock}; keepalive 8; }\n` +
+      `  server {\n    listen 127.0.0.1:${port};\n    location / {\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME ${app.file};\n      fastcgi_keep_conn on;\n      fastcgi_pass fpm;\n    }\n  }\n}\n`,
+  );
+  // -R: php-fpm refuses to run as root without it (the bench may run as root in CI).
+  const script = `"$1" -F -R -y "$3/fpm.conf" & exec "$2" -p "$3" -c "$3/nginx.conf" -g 'daemon off;'`;
+  return { file: '/bin/sh', args: ['-c', script, 'php-fpm+nginx', PHP_FPM, NGINX, dir] };
+}
 
 interface Peer {
   name: string;
   binary: string;
+  /** The app languages this server runs (default python). */
+  langs?: string[];
   command(app: AppDef, port: number): { file: string; args: string[]; cwd?: string };
 }
 
@@ -59,19 +117,48 @@ const PEERS: Peer[] = [
   {
     name: 'tsuwsgi',
     binary: process.execPath,
+    langs: Object.keys(TSUWSGI_APP_ARGS),
     command: (app, port) => ({
       file: process.execPath,
-      args: [path.join(REPO, 'bin', 'tsuwsgi.js'), '--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), '--wsgi-file', app.file, '--python-bin', PYTHON, '--disable-logging'],
+      args: [path.join(REPO, 'bin', 'tsuwsgi.js'), '--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...TSUWSGI_APP_ARGS[app.lang ?? 'python']!(app), '--disable-logging'],
       cwd: REPO,
     }),
   },
   {
     name: 'uWSGI',
     binary: UWSGI,
+    langs: Object.keys(UWSGI_APP_ARGS),
     command: (app, port) => ({
       file: UWSGI,
-      args: ['--plugin', 'python3', '--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), '--wsgi-file', app.file, '--disable-logging'],
+      args: ['--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...UWSGI_APP_ARGS[app.lang ?? 'python']!(app), '--disable-logging'],
     }),
+  },
+  {
+    name: 'starman',
+    binary: STARMAN,
+    langs: ['perl'],
+    // starman keeps connections alive and writes no access log unless asked (--access-log).
+    command: (app, port) => ({
+      file: PERL,
+      args: [STARMAN, '--workers', String(PROCESSES), '--listen', `127.0.0.1:${port}`, app.file],
+    }),
+  },
+  {
+    name: 'puma',
+    binary: PUMA,
+    langs: ['ruby'],
+    // 2 workers of 1 thread: the same concurrency as 2 single-threaded app workers. puma keeps
+    // connections alive and logs no requests unless asked (--log-requests).
+    command: (app, port) => ({
+      file: RUBY,
+      args: [PUMA, '-w', String(PROCESSES), '-t', '1:1', '-e', 'production', '-b', `tcp://127.0.0.1:${port}`, app.file],
+    }),
+  },
+  {
+    name: 'php-fpm',
+    binary: PHP_FPM,
+    langs: ['php'],
+    command: phpFpmBehindNginx,
   },
   {
     name: 'gunicorn',
@@ -303,7 +390,7 @@ async function main(): Promise<void> {
     }
     const live: Live[] = [];
     try {
-      for (const peer of peers) {
+      for (const peer of peers.filter((p) => (p.langs ?? ['python']).includes(app.lang ?? 'python'))) {
         const port = await freePort();
         const c = peer.command(app, port);
         const running = startPeer(peer, app, port);

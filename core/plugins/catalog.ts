@@ -1,8 +1,8 @@
 /**
  * The plugins this build knows. From a source checkout every in-tree plugin is available;
  * EMBEDDED lists the ones loaded without `--plugins` (the default build profile, as uWSGI's
- * default profile embeds python and http). uwsgiconfig.ts rewrites this file for other
- * profiles (issue 4).
+ * default profile embeds python and http). A build (uwsgiconfig.ts) replaces this module
+ * by one listing only its profile's embedded plugins; the others become plugin files.
  */
 import type { PluginDescriptor } from './api.ts';
 import type { PluginSource } from './registry.ts';
@@ -16,9 +16,11 @@ import syslog from '../../plugins/syslog/index.ts';
 import rsyslog from '../../plugins/rsyslog/index.ts';
 import logpipe from '../../plugins/logpipe/index.ts';
 import msgpack from '../../plugins/msgpack/index.ts';
+import psgi from '../../plugins/psgi/index.ts';
+import rack from '../../plugins/rack/index.ts';
 import cgi from '../../plugins/cgi/index.ts';
 
-const ALL: PluginDescriptor[] = [python, http, dummy, cgi, logfile, logsocket, syslog, rsyslog, logpipe, msgpack];
+const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, logfile, logsocket, syslog, rsyslog, logpipe, msgpack];
 
 // The loggers and the msgpack encoder are embedded as in uWSGI's default profile: loading
 // them costs nothing until a --logger or --log-encoder names them.

@@ -33,6 +33,10 @@ export interface NginxOptions {
   upstream: string;
   /** Extra directives inside the location block. */
   locationExtra?: string;
+  /** nginx's server_name, which uwsgi_params sends as SERVER_NAME (default localhost). */
+  serverName?: string;
+  /** Extra directives inside the server block (e.g. `merge_slashes off;`). */
+  serverExtra?: string;
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -68,7 +72,8 @@ http {
   client_max_body_size 64m;
   server {
     listen 127.0.0.1:${port};
-    server_name localhost;
+    server_name ${o.serverName ?? 'localhost'};
+    ${o.serverExtra ?? ''}
     location / {
       include ${UWSGI_PARAMS};
       uwsgi_pass ${o.upstream};
