@@ -56,7 +56,8 @@ export class ResolvedOptions {
   toObject(): Record<string, string | string[] | true> {
     const out: Record<string, string | string[] | true> = {};
     for (const [k, values] of this.byKey) {
-      if (values.length === 1) out[k] = values[0] === undefined || values[0] === '' ? true : values[0];
+      // A flag holds 'true' (command line) or '' (an INI line without `=`): both are true.
+      if (values.length === 1) out[k] = values[0] === undefined || values[0] === '' || values[0] === 'true' ? true : values[0];
       else out[k] = values;
     }
     return out;
