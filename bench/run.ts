@@ -82,26 +82,31 @@ const UWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
 
 /**
  * php-fpm (pm = static, PROCESSES children) behind nginx (one worker, keep-alive to clients,
- * fastcgi_keep_conn to php-fpm), both started by one shell in one process group so stopPeer
- * stops them together. Config, pid and logs live in a private temporary directory.
+ * the usual one FastCGI connection per request: with fastcgi_keep_conn an fpm child stays
+ * bound to one idle nginx connection), both run by one shell that stops php-fpm when nginx
+ * ends. Config, pid and logs live in a private temporary directory.
  */
 function phpFpmBehindNginx(app: AppDef, port: number): { file: string; args: string[] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-php-fpm-'));
+  // nginx workers run as an unprivileged user when started as root: they must reach the socket.
+  fs.chmodSync(dir, 0o755);
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) fs.mkdirSync(path.join(dir, d));
   const sock = path.join(dir, 'fpm.sock');
   fs.writeFileSync(
     path.join(dir, 'fpm.conf'),
-    `[global]\npid = ${dir}/fpm.pid\nerror_log = ${dir}/logs/fpm.log\ndaemonize = no\n[www]\nlisten = ${sock}\npm = static\npm.max_children = ${PROCESSES}\n`,
+    `[global]\npid = ${dir}/fpm.pid\nerror_log = ${dir}/logs/fpm.log\ndaemonize = no\n[www]\nlisten = ${sock}\nlisten.mode = 0666\npm = static\npm.max_children = ${PROCESSES}\n`,
   );
   fs.writeFileSync(
     path.join(dir, 'nginx.conf'),
     `error_log ${dir}/logs/error.log warn;\npid ${dir}/nginx.pid;\nworker_processes 1;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n` +
       `  client_body_temp_path ${dir}/client_body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;\n` +
-      `  upstream fpm { server unix:${sock}; keepalive 8; }\n` +
-      `  server {\n    listen 127.0.0.1:${port};\n    location / {\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME ${app.file};\n      fastcgi_keep_conn on;\n      fastcgi_pass fpm;\n    }\n  }\n}\n`,
+      `  upstream fpm { server unix:${sock}; }\n` +
+      `  server {\n    listen 127.0.0.1:${port};\n    location / {\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME ${app.file};\n      fastcgi_pass fpm;\n    }\n  }\n}\n`,
   );
-  // -R: php-fpm refuses to run as root without it (the bench may run as root in CI).
-  const script = `"$1" -F -R -y "$3/fpm.conf" & exec "$2" -p "$3" -c "$3/nginx.conf" -g 'daemon off;'`;
+  // -R: php-fpm refuses to run as root without it (the bench may run as root in CI). php-fpm
+  // starts its own session, so the shell stops it when nginx ends.
+  const script = `"$1" -F -R -y "$3/fpm.conf" & fpm=$!; trap 'kill $fpm 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM; "$2" -p "$3" -c "$3/nginx.conf" -g 'daemon off;'`;
   return { file: '/bin/sh', args: ['-c', script, 'php-fpm+nginx', PHP_FPM, NGINX, dir] };
 }
 

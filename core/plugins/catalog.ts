@@ -19,8 +19,9 @@ import msgpack from '../../plugins/msgpack/index.ts';
 import psgi from '../../plugins/psgi/index.ts';
 import rack from '../../plugins/rack/index.ts';
 import cgi from '../../plugins/cgi/index.ts';
+import php from '../../plugins/php/index.ts';
 
-const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, logfile, logsocket, syslog, rsyslog, logpipe, msgpack];
+const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, logfile, logsocket, syslog, rsyslog, logpipe, msgpack];
 
 // The loggers and the msgpack encoder are embedded as in uWSGI's default profile: loading
 // them costs nothing until a --logger or --log-encoder names them.
