@@ -201,6 +201,7 @@ class PhpWorker {
   }
 
   start() {
+    this.broken = false;
     try {
       fs.rmSync(this.sockPath, { force: true });
     } catch {
@@ -285,7 +286,7 @@ function spawnWorker() {
 
 /** Get an idle php-cgi (or spawn one up to MAX_WORKERS, or wait). */
 function acquire(fn) {
-  const idle = workers.find((w) => !w.busy && !w.exited && !w.retiring);
+  const idle = workers.find((w) => !w.busy && !w.exited && !w.retiring && !w.broken);
   if (idle) return fn(idle);
   if (workers.length < MAX_WORKERS) return fn(spawnWorker());
   waiting.push(fn);
@@ -294,7 +295,7 @@ function acquire(fn) {
 function release(w) {
   w.busy = null;
   w.lastUsed = Date.now();
-  if (w.exited || w.retiring) return;
+  if (w.exited || w.retiring || w.broken) return;
   const next = waiting.shift();
   if (next) next(w);
 }
@@ -849,6 +850,10 @@ function run(conn, vars, loc, res, body) {
     }
 
     function onClose() {
+      // php-cgi died (or is dying): its 'exit' may come later, so it must not take the next
+      // request meanwhile. Killing it makes sure the exit handler restarts it.
+      worker.broken = true;
+      worker.kill();
       fail(`php-cgi ${worker.pid} closed the FastCGI connection before the end of the response`);
     }
 

@@ -31,17 +31,21 @@ interface RunResult {
 
 function run(file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, stdin: string | undefined): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { cwd, env, stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     child.on('error', reject);
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     child.on('close', (status) => {
       clearTimeout(timer);
       resolve({ status, output, options: optionList(output) });
     });
-    child.stdin.end(stdin ?? '');
+    if (stdin !== undefined && child.stdin) {
+      // A server that exits without reading its input must not fail the harness (EPIPE).
+      child.stdin.on('error', () => {});
+      child.stdin.end(stdin);
+    }
   });
 }
 
