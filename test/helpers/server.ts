@@ -38,6 +38,25 @@ export function tmpDir(prefix = 'tsuwsgi-it-'): string {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The contents of a file an app writes as a marker (e.g. from close()), once it has any:
+ * the app creates the file and then writes it, so an empty read means "not yet".
+ */
+export async function waitForFile(p: string, timeoutMs = 10000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let text = '';
+    try {
+      text = fs.readFileSync(p, 'utf8');
+    } catch {
+      text = '';
+    }
+    if (text !== '') return text;
+    if (Date.now() > deadline) throw new Error(`${p} was not written within ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
 export interface StartOptions {
   cwd?: string;
   /** Extra environment variables (added to the test runner's). */

@@ -15,7 +15,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { chunkEncode, httpRequest, RawHttpConnection, rawHttp, rawRequest } from '../helpers/http-raw.ts';
 import { assertRuby, rbFixture } from '../helpers/ruby.ts';
-import { sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
+import { sleep, startServer, tmpDir, withServerLog, type ServerHandle, waitForFile } from '../helpers/server.ts';
 
 const SUITE = rbFixture('suite.ru');
 
@@ -29,18 +29,6 @@ function json(body: Buffer): Record<string, unknown> {
 
 function sha256(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');
-}
-
-async function waitForFile(p: string, timeoutMs = 10000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return fs.readFileSync(p, 'utf8');
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${p} was not written within ${timeoutMs} ms`);
-      await sleep(25);
-    }
-  }
 }
 
 /** Rack::Lint found a violation: a LintError (with its message) in the log. */

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { httpRequest, RawHttpConnection, rawRequest } from '../helpers/http-raw.ts';
 import { startNginx, type NginxHandle } from '../helpers/nginx.ts';
 import { assertRuby, rbFixture, RB_FIXTURES, SYSTEM_RUBY } from '../helpers/ruby.ts';
-import { freePort, REPO_ROOT, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
+import { freePort, REPO_ROOT, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle, waitForFile } from '../helpers/server.ts';
 import { encodeHeader, encodeVars, exchange, stdVars, uwsgiPacket } from '../helpers/uwsgi-client.ts';
 
 const FORMS = rbFixture('forms.ru');
@@ -25,18 +25,6 @@ function json(body: Buffer): Record<string, unknown> {
     return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
   } catch {
     throw new Error(`expected JSON, got ${JSON.stringify(body.toString('latin1').slice(0, 500))}`);
-  }
-}
-
-async function waitForFile(p: string, timeoutMs = 10000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return fs.readFileSync(p, 'utf8');
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${p} was not written within ${timeoutMs} ms`);
-      await sleep(25);
-    }
   }
 }
 

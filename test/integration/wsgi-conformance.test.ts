@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { chunkEncode, httpRequest, RawHttpConnection, rawHttp, rawRequest } from '../helpers/http-raw.ts';
-import { fixture, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
+import { fixture, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle, waitForFile } from '../helpers/server.ts';
 
 const SUITE = fixture('suite.py');
 
@@ -26,18 +26,6 @@ function json(body: Buffer): Record<string, unknown> {
 
 function sha256(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');
-}
-
-async function waitForFile(p: string, timeoutMs = 10000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return fs.readFileSync(p, 'utf8');
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${p} was not written within ${timeoutMs} ms`);
-      await sleep(25);
-    }
-  }
 }
 
 describe('WSGI over --http-socket (1 process, 1 thread, keep-alive)', () => {
