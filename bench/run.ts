@@ -38,6 +38,8 @@ const RUBY = process.env.BENCH_RUBY ?? '/usr/bin/ruby';
 const PHP_CGI = process.env.BENCH_PHP_CGI ?? '/usr/bin/php-cgi';
 const PHP_FPM = process.env.BENCH_PHP_FPM ?? '/usr/sbin/php-fpm8.2';
 const NGINX = process.env.BENCH_NGINX ?? '/usr/sbin/nginx';
+/** Lua: tsuwsgi's bridge runs Debian's lua5.4 (BENCH_LUA=/usr/bin/luajit for the JIT); uWSGI's lua plugin is LuaJIT's. */
+const LUA = process.env.BENCH_LUA ?? '/usr/bin/lua5.4';
 
 const DURATION = process.env.BENCH_DURATION ?? '10s';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -54,6 +56,8 @@ interface AppDef {
   module: string;
   description: string;
   check(body: Buffer): boolean;
+  /** The path wrk and the readiness check request (default "/"). */
+  path?: string;
 }
 
 const APPS: AppDef[] = [
@@ -62,7 +66,49 @@ const APPS: AppDef[] = [
   { name: 'psgi', lang: 'perl', file: path.join(APPS_DIR, 'hello.psgi'), module: '', description: 'PSGI Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
   { name: 'rack', lang: 'ruby', file: path.join(APPS_DIR, 'hello.ru'), module: '', description: 'Rack Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
   { name: 'php', lang: 'php', file: path.join(APPS_DIR, 'hello.php'), module: '', description: 'PHP Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
+  { name: 'lua', lang: 'lua', file: path.join(APPS_DIR, 'hello.lua'), module: '', description: 'WSAPI Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
+  // Static file serving (--static-map): the file lives in a private temporary directory every server can read.
+  { name: 'static', lang: 'static', file: path.join(APPS_DIR, 'hello.py'), module: '', path: '/static/hello.txt', description: 'static file via --static-map (11 bytes)', check: (b) => b.toString() === 'Hello World' },
+  { name: 'jwsgi', lang: 'java', file: path.join(APPS_DIR, 'Hello.java'), module: 'Hello:application', description: 'JWSGI Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
 ];
+
+/** JWSGI apps are classes: Hello.java is compiled once per run (javac) into a temporary directory. */
+let javaClassDir = '';
+function javaClasses(app: AppDef): string {
+  if (!javaClassDir) {
+    javaClassDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-jwsgi-'));
+    process.on('exit', () => fs.rmSync(javaClassDir, { recursive: true, force: true }));
+    const r = spawnSync('javac', ['-d', javaClassDir, app.file], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`javac ${app.file} failed: ${r.error?.message ?? r.stderr}`);
+  }
+  return javaClassDir;
+}
+
+/** The directory of the `static` app's file, world-readable (nginx workers drop privileges). */
+let staticDir = '';
+function staticFiles(): string {
+  if (!staticDir) {
+    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-static-'));
+    fs.chmodSync(staticDir, 0o755);
+    process.on('exit', () => fs.rmSync(staticDir, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(staticDir, 'hello.txt'), 'Hello World', { mode: 0o644 });
+  }
+  return staticDir;
+}
+
+/** nginx serving the `static` app's directory itself (one worker, keep-alive, no access log). */
+function nginxStatic(_app: AppDef, port: number): { file: string; args: string[] } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) fs.mkdirSync(path.join(dir, d));
+  fs.writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `error_log ${dir}/logs/error.log warn;\npid ${dir}/nginx.pid;\nworker_processes 1;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n  include /etc/nginx/mime.types;\n` +
+      `  client_body_temp_path ${dir}/client_body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;\n` +
+      `  server {\n    listen 127.0.0.1:${port};\n    location /static/ { alias ${staticFiles()}/; }\n  }\n}\n`,
+  );
+  return { file: NGINX, args: ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'] };
+}
 
 /** How tsuwsgi and uWSGI load an app of each language (uWSGI plugin names are Debian's). */
 const TSUWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
@@ -70,6 +116,10 @@ const TSUWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
   perl: (app) => ['--plugins', 'psgi', '--psgi', app.file, '--perl-bin', PERL],
   ruby: (app) => ['--plugins', 'rack', '--rack', app.file, '--ruby-bin', RUBY],
   php: (app) => ['--http-socket-modifier1', '14', '--plugins', 'php', '--php-app', app.file, '--php-cgi-bin', PHP_CGI],
+  lua: (app) => ['--http-socket-modifier1', '6', '--plugins', 'lua', '--lua', app.file, '--lua-bin', LUA],
+  java: (app) => ['--plugins', 'jvm,jwsgi', '--jwsgi', app.module, '--jvm-classpath', javaClasses(app)],
+  // hello.py answers what the map does not (nothing, in the benchmark).
+  static: (app) => ['--static-map', `/static=${staticFiles()}`, '--wsgi-file', app.file, '--python-bin', PYTHON],
 };
 const UWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
   python: (app) => ['--plugin', 'python3', '--wsgi-file', app.file],
@@ -78,6 +128,15 @@ const UWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
   // here); tsuwsgi leaves GC to Ruby, as puma does, so uWSGI gets the closest setting.
   ruby: (app) => ['--plugin', 'rack_ruby31', '--rack', app.file, '--ruby-gc-freq', '1000000'],
   php: (app) => ['--http-socket-modifier1', '14', '--plugin', 'php', '--php-app', app.file],
+  // Debian's lua_plugin.so is LuaJIT's (uwsgi-plugin-luajit). A Lua app registers no app in
+  // uWSGI, so modifier1 0 is not forwarded to it: the modifier must be given. uWSGI runs a
+  // full Lua GC after every request by default; tsuwsgi leaves GC to Lua, so uWSGI gets the
+  // closest setting. Its 2.0 plugin declares --lua-gc-freq without an argument (a bug), so
+  // the value goes through --set, which does take effect (checked: the heap then grows).
+  lua: (app) => ['--http-socket-modifier1', '6', '--plugin', 'lua', '--lua', app.file, '--set', 'lua-gc-freq=1000000'],
+  // Debian's uwsgi-plugin-jvm-openjdk-17 and uwsgi-plugin-jwsgi-openjdk-17, with their uwsgi.jar.
+  static: (app) => ['--plugin', 'python3', '--wsgi-file', app.file, '--static-map', `/static=${staticFiles()}`],
+  java: (app) => ['--http-socket-modifier1', '8', '--plugin', 'jvm_openjdk17', '--plugin', 'jwsgi_openjdk17', '--jvm-classpath', '/usr/share/java/uwsgi.jar', '--jvm-classpath', javaClasses(app), '--jwsgi', app.module],
 };
 
 /**
@@ -110,6 +169,13 @@ function phpFpmBehindNginx(app: AppDef, port: number): { file: string; args: str
   return { file: '/bin/sh', args: ['-c', script, 'php-fpm+nginx', PHP_FPM, NGINX, dir] };
 }
 
+/** A private file for the request log of the tsuwsgi+log peer, removed when the run ends. */
+function requestLogFile(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-log-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return path.join(dir, 'requests.log');
+}
+
 interface Peer {
   name: string;
   binary: string;
@@ -126,6 +192,18 @@ const PEERS: Peer[] = [
     command: (app, port) => ({
       file: process.execPath,
       args: [path.join(REPO, 'bin', 'tsuwsgi.js'), '--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...TSUWSGI_APP_ARGS[app.lang ?? 'python']!(app), '--disable-logging'],
+      cwd: REPO,
+    }),
+  },
+  {
+    // The cost of request logging (issue 8: under 5% of hello-world throughput): tsuwsgi with
+    // uWSGI's default request line written to a file, against the tsuwsgi row above.
+    name: 'tsuwsgi+log',
+    binary: process.execPath,
+    langs: ['python'],
+    command: (app, port) => ({
+      file: process.execPath,
+      args: [path.join(REPO, 'bin', 'tsuwsgi.js'), '--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...TSUWSGI_APP_ARGS[app.lang ?? 'python']!(app), '--logto', requestLogFile()],
       cwd: REPO,
     }),
   },
@@ -164,6 +242,12 @@ const PEERS: Peer[] = [
     binary: PHP_FPM,
     langs: ['php'],
     command: phpFpmBehindNginx,
+  },
+  {
+    name: 'nginx',
+    binary: NGINX,
+    langs: ['static'],
+    command: nginxStatic,
   },
   {
     name: 'gunicorn',
@@ -227,9 +311,9 @@ function freePort(): Promise<number> {
   });
 }
 
-function get(port: number, timeoutMs = 2000): Promise<{ status: number; body: Buffer }> {
+function get(port: number, timeoutMs = 2000, urlPath = '/'): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (d: Buffer) => chunks.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
@@ -261,7 +345,7 @@ function startPeer(peer: Peer, app: AppDef, port: number): Running {
 /** One GET with a 5 s limit: does the server still answer correctly? */
 async function answers(port: number, app: AppDef): Promise<boolean> {
   try {
-    const res = await get(port, 5000);
+    const res = await get(port, 5000, app.path);
     return res.status === 200 && app.check(res.body);
   } catch {
     return false;
@@ -273,7 +357,7 @@ async function waitReady(r: Running, port: number, app: AppDef, name: string): P
   for (;;) {
     if (r.proc.exitCode !== null || r.proc.signalCode !== null) throw new Error(`${name} exited during start-up:\n${r.output().slice(-3000)}`);
     try {
-      const res = await get(port);
+      const res = await get(port, 2000, app.path);
       if (res.status === 200 && app.check(res.body)) return;
       throw new Error(`${name} answered ${res.status} with ${res.body.length} bytes for app ${app.name}`);
     } catch (err) {
@@ -347,8 +431,8 @@ export function parseWrk(out: string): Round {
   };
 }
 
-function runWrk(port: number, duration: string): string {
-  const r = spawnSync(WRK, ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', duration, '--latency', `http://127.0.0.1:${port}/`], {
+function runWrk(port: number, duration: string, urlPath = '/'): string {
+  const r = spawnSync(WRK, ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', duration, '--latency', `http://127.0.0.1:${port}${urlPath}`], {
     encoding: 'utf8',
     timeout: 10 * 60_000,
   });
@@ -411,7 +495,7 @@ async function main(): Promise<void> {
       }
       for (const l of live) {
         if (/^0+[a-z]*$/.test(WARMUP)) continue;
-        runWrk(l.port, WARMUP);
+        runWrk(l.port, WARMUP, app.path);
         if (!(await answers(l.port, app))) {
           l.stalled = true;
           console.log(`  ${l.peer.name} ${app.name}: stopped answering after the warm-up run (wrk's connections were cut mid-request)`);
@@ -420,7 +504,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < ROUNDS; i++) {
         for (const l of live) {
           if (l.stalled) continue;
-          const round = parseWrk(runWrk(l.port, DURATION));
+          const round = parseWrk(runWrk(l.port, DURATION, app.path));
           l.rounds.push(round);
           const errs = round.socketErrors;
           console.log(

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { compileBridgeJar, jarName, jdkTool, sourceHash } from '../plugins/jvm/bridge-jar.ts';
 
 const SKIP = new Set(['__pycache__', 'node_modules', '.git']);
 
@@ -22,6 +23,24 @@ function walk(dir: string, out: string[] = []): string[] {
 
 const isSource = (file: string): boolean => /\.(ts|mts|cts)$/.test(file);
 
+/**
+ * Build outputs a bridge ships that are not files of the checkout: the JVM bridge's jar,
+ * compiled with javac at build time so an installed server needs only a JRE (docs/jvm.md).
+ */
+function generatedAssets(repo: string, bridge: string): string[] {
+  if (bridge !== 'jvm') return [];
+  return [path.join('bridges', 'jvm', jarName(sourceHash(path.join(repo, 'bridges', 'jvm'))))];
+}
+
+/** Make a generated asset at `to`; false when `rel` is not one. */
+function generateAsset(repo: string, rel: string, to: string): boolean {
+  if (!/^bridges\/jvm\/tsuwsgi-jvm-[0-9a-f]+\.jar$/.test(rel.split(path.sep).join('/'))) return false;
+  const javac = jdkTool('java', 'javac');
+  if (!javac) throw new Error('building the jvm plugin compiles its Java bridge and needs a JDK (javac): apt-get install default-jdk-headless');
+  compileBridgeJar(javac, to, path.join(repo, 'bridges', 'jvm'));
+  return true;
+}
+
 /** Files (relative to the repo) a plugin needs at run time besides its bundle. */
 export function pluginAssets(repo: string, pluginDir: string): string[] {
   const files = walk(path.join(repo, pluginDir));
@@ -33,6 +52,7 @@ export function pluginAssets(repo: string, pluginDir: string): string[] {
     }
     for (const m of fs.readFileSync(file, 'utf8').matchAll(/bridges\/([\w.-]+)\//g)) {
       for (const asset of walk(path.join(repo, 'bridges', m[1] as string))) out.add(path.relative(repo, asset));
+      for (const asset of generatedAssets(repo, m[1] as string)) out.add(asset);
     }
   }
   return [...out].sort();
@@ -50,6 +70,7 @@ export function copyAssets(repo: string, files: readonly string[], root: string)
   for (const rel of files) {
     const to = path.join(root, rel);
     fs.mkdirSync(path.dirname(to), { recursive: true });
+    if (!fs.existsSync(path.join(repo, rel)) && generateAsset(repo, rel, to)) continue;
     fs.copyFileSync(path.join(repo, rel), to);
     fs.chmodSync(to, fs.statSync(path.join(repo, rel)).mode & 0o777);
   }

@@ -20,6 +20,10 @@ export const PLUGIN_DEPENDS: Record<string, string> = {
   python: 'python3',
   psgi: 'perl',
   rack: 'ruby',
+  // The build ships the JVM bridge's jar, so a JRE is enough; jwsgi and ring run on the jvm plugin.
+  jvm: 'default-jre-headless',
+  jwsgi: 'tsuwsgi-plugin-jvm',
+  ring: 'tsuwsgi-plugin-jvm, clojure',
 };
 
 export interface DebSpec {

@@ -107,3 +107,23 @@ export class LoggerError extends TsuwsgiError {
     super('TSUWSGI_E_LOGGER', message, { cause });
   }
 }
+
+/**
+ * A loop engine that cannot be used: unknown name, too few cores, combined with --threads,
+ * not runnable by a plugin's bridge, or missing from the bridge's interpreter (gevent).
+ */
+export class LoopEngineError extends TsuwsgiError {
+  constructor(message: string) {
+    super('TSUWSGI_E_LOOP_ENGINE', message);
+  }
+}
+
+/**
+ * An internal-routing rule that cannot be used (unknown action or condition, missing colon,
+ * bad regexp, bad argument): uWSGI refuses such a config at start-up, and so do we.
+ */
+export class RoutingError extends TsuwsgiError {
+  constructor(message: string, cause?: unknown) {
+    super('TSUWSGI_E_ROUTING', message, { cause });
+  }
+}

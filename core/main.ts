@@ -9,6 +9,8 @@ import { ConfigError, TsuwsgiError } from './errors.ts';
 import { POSITIONAL_KEY } from './config/builtin-options.ts';
 import type { ServerLog } from './logging/server-log.ts';
 import { createMasterLog, formatLoggerList, type MasterLog } from './logging/setup.ts';
+import { formatLoopList } from './loop/select.ts';
+import { formatRouterList } from './routing/router.ts';
 import { runCoreWorkerChild, runServer } from './master/master.ts';
 import { CORE_OPTIONS } from './options/core-options.ts';
 import { formatHelp } from './options/help.ts';
@@ -112,6 +114,14 @@ async function main(argv: string[], state: RunState, startCwd: string): Promise<
   }
   if (options.has('get')) {
     for (const key of options.all('get')) for (const v of getValues(options.entries, key)) process.stdout.write(v + '\n');
+    process.exit(0);
+  }
+  if (options.flag('loop-list')) {
+    process.stdout.write(formatLoopList(registry));
+    process.exit(0);
+  }
+  if (options.flag('router-list')) {
+    process.stdout.write(formatRouterList(registry.plugins()));
     process.exit(0);
   }
   if (options.flag('logger-list')) {

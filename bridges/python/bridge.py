@@ -6,11 +6,13 @@ The core starts one such process per pool slot as ``python3 bridge.py`` with:
     TSUWSGI_BRIDGE_CONFIG  JSON describing the worker and the apps to load.
 The full contract is docs/bridge-protocol.md; section numbers below (§2, §3.1...) refer to it.
 
-Shape of the process:
+Shape of the process (the default "simple" loop engine):
     control thread   reads the control channel from the start (stop, stack dump, EOF = exit).
     main thread      loads the apps, starts the workers, says "ready", then just waits.
     N worker threads each accepts a connection, serves it (one request, or many once the
                      core sent the *hello* packet), then accepts again.
+The async loop engines (--async, --asyncio, --gevent: docs/loop-engines.md) live in loops.py,
+loaded only when one is selected; they run their cores on the main thread instead.
 
 Standard library only, Python 3.9+, so any python3 (system, pyenv, virtualenv) can run it.
 """
@@ -25,6 +27,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 import traceback
 import types
 
@@ -86,6 +89,17 @@ def hard_exit(status):
         except (OSError, ValueError, AttributeError):
             pass
     os._exit(status)
+
+
+class EngineError(Exception):
+    """The selected loop engine cannot run in this interpreter (e.g. gevent is missing); the
+    message is the one line the core shows."""
+
+
+def wait_writable(sock):
+    """Wait until a socket can take more bytes. Our sockets block, so only the gevent engine
+    (whose sockets are non-blocking underneath) ever needs it; it replaces this function."""
+    select.select((), (sock,), ())
 
 
 class ClientDisconnected(OSError):
@@ -406,9 +420,13 @@ class Response:
         if self.headers_sent:
             if data and self.mode:
                 self._send_body(data)
+        elif not data:
+            # An empty chunk sends nothing, so it may come before start_response(): uWSGI's
+            # async idiom yields uwsgi.async_sleep()'s b'' wherever the app waits.
+            pass
         elif self.status is None:
             raise AssertionError('response body produced before start_response() was called')
-        elif data:
+        else:
             self.commit(data, None)
 
     # -- what the worker calls -----------------------------------------------------------------
@@ -561,6 +579,9 @@ class Response:
         while sent < count:
             try:
                 n = os.sendfile(out, fd, offset + sent, count - sent)
+            except BlockingIOError:
+                wait_writable(self.sock)
+                continue
             except ConnectionError:
                 self.disconnected = True
                 raise
@@ -595,13 +616,20 @@ class Response:
 # ---------------------------------------------------------------------------------------------
 
 class Worker(threading.Thread):
-    """One accepting thread (one uWSGI "core"): accept a connection, serve it, repeat."""
+    """One accepting thread (one uWSGI "core"): accept a connection, serve it, repeat.
+
+    The gevent engine runs the same code in greenlets, with gevent's sockets and select."""
+
+    # How accept() waits for the listener or the wake-up pipe (gevent: gevent.select.select).
+    _select = staticmethod(select.select)
 
     def __init__(self, bridge, index):
         super().__init__(name='tsuwsgi-core-%d' % index, daemon=True)
         self.bridge = bridge
         self.index = index
         self.requests = 0
+        # The descriptor the last uwsgi.wait_fd_read/wait_fd_write found ready (-1: timed out).
+        self.ready_fd = -1
         self.conn = Connection(bridge.recv_buffer_size)
         # Responses held back for one write while pipelined requests are pending.
         self.outbox = []
@@ -611,7 +639,7 @@ class Worker(threading.Thread):
         self.idle_sock = None
         # Every request's environ starts as a copy of this.
         self.base_environ = dict(bridge.base_environ)
-        if bridge.threads > 1:
+        if bridge.cores > 1:
             self.base_environ['uwsgi.core'] = index
 
     def run(self):
@@ -645,7 +673,7 @@ class Worker(threading.Thread):
             try:
                 sock = listener.accept()[0]
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                select.select(waitable, (), ())
+                self._select(waitable, (), ())
                 continue
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
@@ -1059,6 +1087,13 @@ class Bridge:
         self.pid = os.getpid()
         self.worker_id = int(config.get('workerId') or 1)
         self.threads = max(1, int(config.get('threads') or 1))
+        # The loop engine (docs/loop-engines.md): which one, and how many requests ("cores")
+        # this process serves at once — its threads, or the async cores.
+        loop = config.get('loop') or {}
+        self.loop_name = loop.get('name') or 'simple'
+        self.cores = max(1, int(loop.get('cores') or self.threads))
+        self.suspend_engine = loop.get('suspend') or None
+        self.loop_settings = loop.get('settings') or {}
         self.processes = max(1, int(config.get('processes') or 1))
         self.backlog = int(config.get('listenBacklog') or 100)
         self.catch_exceptions = bool(plugin.get('catchExceptions'))
@@ -1070,7 +1105,7 @@ class Bridge:
         self.control_lock = threading.Lock()
         self.state_lock = threading.Lock()
         self.stopping = False
-        self.stop_thread = None
+        self.engine = None  # set by main() (create_engine), before the apps load
         self.wake_event = threading.Event()
         self.wake_read, self.wake_write = os.pipe()
         self.listener = None
@@ -1148,15 +1183,12 @@ class Bridge:
             log('python bridge: unknown control command %r' % (name,))
 
     def start_graceful_stop(self):
-        # In its own thread so the control thread keeps reading: a non-graceful stop or EOF
-        # must still end us while requests drain.
-        if self.stop_thread is None:
-            self.stop_thread = threading.Thread(target=self.graceful_stop, name='tsuwsgi-stop',
-                                                daemon=True)
-            self.stop_thread.start()
+        if self.engine is None:
+            hard_exit(0)  # nothing is served yet
+        self.engine.request_stop()
 
-    def graceful_stop(self):
-        """Stop accepting, close idle persistent connections, let busy threads finish."""
+    def stop_workers(self):
+        """Stop accepting, close idle persistent connections (the threads and gevent engines)."""
         with self.state_lock:
             self.stopping = True
             idle = [worker.idle_sock for worker in self.workers if worker.idle_sock is not None]
@@ -1170,19 +1202,22 @@ class Bridge:
                     pass
         self.wake_event.set()
         os.write(self.wake_write, b'x')  # never read: every select() on it returns at once
-        for worker in self.workers:
-            worker.join()
-        run_hook(sys.modules['uwsgi'], 'atexit')
-        hard_exit(0)
 
     def dump_stacks(self):
-        """Every thread's Python stack on fd 2 (harakiri asks before killing us)."""
+        """Every thread's Python stack on fd 2 (harakiri asks before killing us), plus the
+        suspended requests of an async engine's cores."""
         names = {thread.ident: thread.name for thread in threading.enumerate()}
         lines = ['*** python bridge stack dump (pid %d, worker %d) ***'
                  % (self.pid, self.worker_id)]
         for ident, frame in sys._current_frames().items():
             lines.append('thread %s (%s):' % (names.get(ident, '?'), ident))
             lines.extend(line.rstrip('\n') for line in traceback.format_stack(frame))
+        try:
+            for title, frame in self.engine.core_frames():
+                lines.append(title)
+                lines.extend(line.rstrip('\n') for line in traceback.format_stack(frame))
+        except Exception as exc:  # a diagnostic must never fail the harakiri that asked for it
+            lines.append('(async cores not listed: %s)' % (exc,))
         lines.append('*** end of the stack dump ***')
         log('\n'.join(lines))
 
@@ -1215,11 +1250,11 @@ class Bridge:
     # -- counters for the uwsgi module -----------------------------------------------------------
 
     def request_id(self):
-        worker = threading.current_thread()
-        return worker.requests if isinstance(worker, Worker) else 0
+        core = self.engine.current_core()
+        return core.requests if core is not None else 0
 
     def total_requests(self):
-        return sum(worker.requests for worker in self.workers)
+        return sum(core.requests for core in self.engine.all_cores())
 
     # -- start-up --------------------------------------------------------------------------------
 
@@ -1258,17 +1293,8 @@ class Bridge:
             raise error
 
     def start(self):
-        """§2.3: listen, start the threads, tell the core we are ready."""
-        self.listener = socket.socket(fileno=self.listen_fd)
-        self.listener.listen(self.backlog)
-        # Non-blocking so that a thread losing the race for a connection gets EAGAIN instead of
-        # sleeping in accept() where a graceful stop could not wake it.
-        self.listener.setblocking(False)
-        for index in range(self.threads):
-            worker = Worker(self, index)
-            self.workers.append(worker)
-        for worker in self.workers:
-            worker.start()
+        """§2.3: listen, start the cores (the engine's), tell the core we are ready."""
+        self.engine.start()
         self.send_event({
             'event': 'ready',
             'pid': self.pid,
@@ -1276,9 +1302,128 @@ class Bridge:
             'runtimeVersion': platform.python_version(),
             'bridgeApi': BRIDGE_API,
             'threads': self.threads,
+            'cores': self.cores,
+            'loop': self.loop_name,
+            # What this bridge can run (docs/loop-engines.md); the core checks it.
+            'loops': list(LOOP_ENGINES),
+            'suspendEngines': list(SUSPEND_ENGINES),
             'apps': [{'id': app_id, 'mountpoint': mountpoint}
                      for app_id, mountpoint, _ in self.apps],
         })
+
+
+# ---------------------------------------------------------------------------------------------
+# Loop engines (docs/loop-engines.md)
+# ---------------------------------------------------------------------------------------------
+
+# Every engine this bridge can run, and the suspend engines of its async engines.
+LOOP_ENGINES = ('simple', 'async', 'asyncio', 'gevent')
+SUSPEND_ENGINES = ('greenlet',)
+
+
+class SimpleEngine:
+    """uWSGI's "simple" loop: --threads OS threads, each one core serving one request at a
+    time. The uwsgi async API works here too, by blocking the calling thread (uWSGI makes
+    async_sleep a no-op outside async mode; sleeping is what the app meant)."""
+
+    name = 'simple'
+
+    def __init__(self, bridge):
+        self.bridge = bridge
+        self.stop_thread = None
+
+    def prepare(self):
+        """Before the apps load (the gevent engine imports gevent and monkey patches here)."""
+
+    def listen(self):
+        bridge = self.bridge
+        bridge.listener = socket.socket(fileno=bridge.listen_fd)
+        bridge.listener.listen(bridge.backlog)
+        # Non-blocking so that a thread losing the race for a connection gets EAGAIN instead of
+        # sleeping in accept() where a graceful stop could not wake it.
+        bridge.listener.setblocking(False)
+
+    def start(self):
+        bridge = self.bridge
+        self.listen()
+        for index in range(bridge.threads):
+            bridge.workers.append(Worker(bridge, index))
+        for worker in bridge.workers:
+            worker.start()
+
+    def serve_forever(self):
+        # Nothing left for the main thread: the workers serve, the control thread decides when
+        # the process ends (every exit goes through os._exit).
+        threading.Event().wait()
+
+    def request_stop(self):
+        # In its own thread so the control thread keeps reading: a non-graceful stop or EOF
+        # must still end us while requests drain.
+        if self.stop_thread is None:
+            self.stop_thread = threading.Thread(target=self.graceful_stop, name='tsuwsgi-stop',
+                                                daemon=True)
+            self.stop_thread.start()
+
+    def graceful_stop(self):
+        """Stop accepting, close idle persistent connections, let busy threads finish."""
+        self.bridge.stop_workers()
+        for worker in self.bridge.workers:
+            worker.join()
+        run_hook(sys.modules['uwsgi'], 'atexit')
+        hard_exit(0)
+
+    def current_core(self):
+        worker = threading.current_thread()
+        return worker if isinstance(worker, Worker) else None
+
+    def all_cores(self):
+        return self.bridge.workers
+
+    def core_frames(self):
+        """(title, frame) of requests parked outside any thread's stack (async engines)."""
+        return ()
+
+    # -- the uwsgi async API (uwsgi_module.py calls these) ---------------------------------------
+
+    def async_sleep(self, seconds):
+        if seconds > 0:
+            time.sleep(seconds)
+        return b''
+
+    def wait_fd(self, fd, timeout, write):
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT if write else select.POLLIN)
+        ready = poller.poll(timeout * 1000 if timeout and timeout > 0 else None)
+        core = self.current_core()
+        if core is not None:
+            core.ready_fd = fd if ready else -1
+        return b''
+
+    def ready_fd(self):
+        core = self.current_core()
+        return core.ready_fd if core is not None else -1
+
+    def suspend(self):
+        # No suspend engine: nothing else runs on this core's thread (uWSGI returns True too).
+        return True
+
+
+def create_engine(bridge):
+    if bridge.loop_name == 'simple':
+        return SimpleEngine(bridge)
+    if bridge.loop_name not in LOOP_ENGINES:
+        raise EngineError('unknown loop engine %r (this bridge runs %s)'
+                          % (bridge.loop_name, ', '.join(LOOP_ENGINES)))
+    # The async engines live in their own file, compiled by hand like the uwsgi module so no
+    # __pycache__ is written next to the bridge, and only when one is selected.
+    path = os.path.join(HERE, 'loops.py')
+    with open(path, 'rb') as source_file:
+        code = compile(source_file.read(), path, 'exec', dont_inherit=True)
+    module = types.ModuleType('tsuwsgi_loops')
+    module.__file__ = path
+    sys.modules['tsuwsgi_loops'] = module
+    exec(code, module.__dict__)
+    return module.create_engine(bridge, sys.modules[__name__])
 
 
 def run_hook(uwsgi_module, name):
@@ -1354,6 +1499,17 @@ def main():
     uwsgi_module = install_uwsgi_module()
     uwsgi_module._setup(bridge, config)
 
+    # The loop engine is set up before the apps load: gevent's monkey patching must come
+    # first, and asyncio apps may take the event loop at import time.
+    try:
+        bridge.engine = create_engine(bridge)
+        bridge.engine.prepare()
+    except EngineError as exc:
+        log('python bridge: the %s loop engine cannot run: %s' % (bridge.loop_name, exc))
+        bridge.send_event({'event': 'engine-failed', 'engine': bridge.loop_name,
+                           'message': str(exc)})
+        hard_exit(1)
+
     try:
         bridge.load(uwsgi_module)
     except AppLoadError as exc:
@@ -1367,9 +1523,7 @@ def main():
 
     run_hook(uwsgi_module, 'post_fork_hook')
     bridge.start()
-    # Nothing left for the main thread: the workers serve, the control thread decides when
-    # the process ends (every exit goes through os._exit).
-    threading.Event().wait()
+    bridge.engine.serve_forever()
 
 
 if __name__ == '__main__':

@@ -48,7 +48,7 @@ _masterpid = 0
 def _setup(bridge, config):
     """Called once by the bridge, before any app is imported."""
     global _bridge, _worker_id, _masterpid, version, version_info, hostname, numproc
-    global buffer_size, started_on, cores, is_a_reload, opt
+    global buffer_size, started_on, cores, is_a_reload, opt, loop
     _bridge = bridge
     _worker_id = int(config.get('workerId') or 1)
     _masterpid = int(config.get('masterPid') or 0)
@@ -58,7 +58,11 @@ def _setup(bridge, config):
     numproc = int(config.get('processes') or 1)
     buffer_size = int(config.get('bufferSize') or 4096)
     started_on = int(config.get('startedOn') or 0)
-    cores = int(config.get('threads') or 1)
+    # Requests this process serves at once: its threads, or the async cores of the engine.
+    engine = config.get('loop') or {}
+    cores = int(engine.get('cores') or config.get('threads') or 1)
+    # uWSGI: the loop engine's name when one was selected, else None.
+    loop = engine.get('name') if engine.get('name') not in (None, 'simple') else None
     is_a_reload = bool(config.get('isReload'))
     opt = _options_as_uwsgi_does(config.get('options') or {})
 
@@ -138,3 +142,41 @@ def stop():
     if _bridge is not None:
         _bridge.send_event({'event': 'stop'})
     return True
+
+
+# -- the async API (docs/loop-engines.md) -----------------------------------------------------
+# As in uWSGI, wait_fd_read/wait_fd_write/async_sleep *register* what the current request
+# waits for and return b''; the wait happens when the app yields (``yield uwsgi.async_sleep(2)``)
+# or calls suspend(). With the simple engine (threads) they block the calling thread instead;
+# with gevent they wait on gevent's hub at once.
+
+def _fileno(fd):
+    return fd if isinstance(fd, int) else fd.fileno()
+
+
+def async_sleep(seconds):
+    """Suspend the current request for `seconds` and let the other cores run."""
+    return _bridge.engine.async_sleep(float(seconds))
+
+
+def wait_fd_read(fd, timeout=0):
+    """Wait (at the next yield/suspend) until `fd` is readable or `timeout` seconds pass."""
+    return _bridge.engine.wait_fd(_fileno(fd), float(timeout or 0), False)
+
+
+def wait_fd_write(fd, timeout=0):
+    """Wait (at the next yield/suspend) until `fd` is writable or `timeout` seconds pass."""
+    return _bridge.engine.wait_fd(_fileno(fd), float(timeout or 0), True)
+
+
+def ready_fd():
+    """The descriptor found ready by the last wait, or -1 when it timed out."""
+    return _bridge.engine.ready_fd()
+
+
+def suspend():
+    """Give way to the other cores now (with a suspend engine: from any call depth)."""
+    return _bridge.engine.suspend()
+
+
+green_schedule = suspend

@@ -14,8 +14,11 @@
  * in its socket buffer instead of idling while the core is busy, and the core makes far fewer
  * system calls per request — on these machines system calls are most of the core's cost.
  * To keep a slow request from holding others hostage, requests are only queued behind one
- * that started less than PIPELINE_FRESH_MS ago; and requests queued behind one whose bridge
- * dies are re-sent elsewhere (the bridge serves a connection in order, so they never started).
+ * that started less than PIPELINE_FRESH_MS ago, on a connection whose previous request took
+ * less than that too (a connection of a slow app — e.g. async cores sleeping for seconds — is
+ * never given a queue: its waiting requests go to the first connection that frees up); and
+ * requests queued behind one whose bridge dies are re-sent elsewhere (the bridge serves a
+ * connection in order, so they never started).
  */
 import net from 'node:net';
 import { HttpResponseParser, type ResponseHead } from '../protocol/http-response-parser.ts';
@@ -38,6 +41,11 @@ export interface ResponseSink {
   fail(status: number, reason: string): void;
   /** The front end calls `abort` if the client goes away mid-response (the bridge exchange is cut). */
   bindAbort(abort: () => void): void;
+  /**
+   * Cut the connection without any response (internal routing's bare `break:`, a backward
+   * goto). Optional: a sink without it gets fail(500) instead.
+   */
+  close?(): void;
 }
 
 /** Where the request body comes from. */
@@ -92,6 +100,17 @@ export class BridgeConnection {
   readonly queue: Exchange[] = [];
   /** When the request now in progress became the head of the queue. */
   headSince = 0;
+  /** How long the last completed request took (ms); Infinity before the first one. */
+  lastDuration = Infinity;
+  /**
+   * A request body is still being written to the bridge. An app may answer before it read its
+   * body (the bridge then drains it), so a response can complete while the body still flows:
+   * until it is all written, nothing else may be written on this connection, or the next
+   * packet would land in the middle of the body.
+   */
+  bodyStreaming = false;
+  /** The response completed while the body was still streaming: go idle when it ends. */
+  private idleWhenBodyDone = false;
   private paused = false;
   private corked = false;
   /** Sink calls produced while parsing the current chunk, in order (head, body…, end). */
@@ -245,10 +264,18 @@ export class BridgeConnection {
     }
     this.write(packet);
     if (body) {
+      this.bodyStreaming = true;
       body.pipe(
         (chunk) => !this.socket.destroyed && this.socket.write(chunk),
         (cb) => this.socket.once('drain', cb),
-        () => {},
+        () => {
+          this.bodyStreaming = false;
+          if (this.idleWhenBodyDone) {
+            this.idleWhenBodyDone = false;
+            if (this.retire) this.socket.end();
+            else if (!this.closed) this.onIdle?.(this);
+          }
+        },
       );
     }
     // Last, because it may fire at once when the client is already gone.
@@ -259,6 +286,9 @@ export class BridgeConnection {
         this.socket.destroy();
       }
       // A request still queued behind another one is answered into a sink that discards it.
+      // The response is complete but its body never finished arriving: the bridge waits for
+      // bytes that will not come, so this connection cannot carry another request.
+      else if (this.idleWhenBodyDone) this.socket.destroy();
     });
   }
 
@@ -271,6 +301,8 @@ export class BridgeConnection {
 
   private completeExchange(): void {
     const done = this.queue.shift()!;
+    const now = Date.now();
+    this.lastDuration = now - this.headSince;
     // The last chunk may have paused us; the next request on this connection must not hang
     // waiting for a 'drain' of a response that is already complete.
     this.unpause();
@@ -278,10 +310,11 @@ export class BridgeConnection {
     this.pending.push({ sink: done.sink, head: null, chunk: null });
     const next = this.queue[0];
     if (next) {
-      this.headSince = Date.now();
+      this.headSince = now;
       this.parser.start(next.noBody);
     }
-    if (this.retire && !next) this.socket.end();
+    if (this.retire && !next && !this.bodyStreaming) this.socket.end();
+    else if (this.bodyStreaming) this.idleWhenBodyDone = !next;
     else this.onIdle?.(this);
   }
 
@@ -378,8 +411,8 @@ export class PoolClient {
     const now = Date.now();
     let best: BridgeConnection | null = null;
     for (const c of this.busy) {
-      if (c.retire || c.closed || c.queue.length === 0 || c.queue.length > this.pipelineDepth) continue;
-      if (now - c.headSince > PIPELINE_FRESH_MS) continue;
+      if (c.retire || c.closed || c.bodyStreaming || c.queue.length === 0 || c.queue.length > this.pipelineDepth) continue;
+      if (now - c.headSince > PIPELINE_FRESH_MS || c.lastDuration > PIPELINE_FRESH_MS) continue;
       if (!best || c.queue.length < best.queue.length) best = c;
     }
     return best;
@@ -454,8 +487,20 @@ export class PoolClient {
       }
       w.cb(null, conn);
     }
-    // Queue more waiting requests behind it (they go out in the same write).
-    while (this.pipelineDepth > 0 && conn.queue.length > 0 && conn.queue.length <= this.pipelineDepth && this.waiters[0]?.pipelinable && !conn.closed) {
+    // Queue more waiting requests behind it (they go out in the same write) — only when every
+    // connection is taken: while others are still opening (a cold start of N threads or async
+    // cores), the waiting requests are theirs, or N concurrent slow requests would run in turn.
+    while (
+      this.pipelineDepth > 0 &&
+      this.opening === 0 &&
+      this.activeCount() >= this.capacity &&
+      conn.lastDuration <= PIPELINE_FRESH_MS &&
+      !conn.bodyStreaming &&
+      conn.queue.length > 0 &&
+      conn.queue.length <= this.pipelineDepth &&
+      this.waiters[0]?.pipelinable &&
+      !conn.closed
+    ) {
       this.waiters.shift()!.cb(null, conn);
     }
   }

@@ -49,6 +49,8 @@ export interface RequestRecord {
   writeErrors: number;
   /** The X-Forwarded-For request header ("" when absent), for --log-x-forwarded-for. */
   forwardedFor: string;
+  /** Request logvars set by routing's `logvar:KEY=VALUE`, printed by `%(KEY)` in --log-format. */
+  logvars?: ReadonlyMap<string, string>;
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -197,7 +199,8 @@ export function compileLogFormat(template: string, opts: LogFormatOptions = {}):
       chunks.push((r) => dash(strftime(fmt, new Date(r.startedAt))));
     } else {
       const fn = LOG_VARS[name];
-      chunks.push(fn ? (r) => dash(fn(r)) : () => '-');
+      // Any other name may be a logvar (uWSGI looks them up last, so they cannot shadow built-ins).
+      chunks.push(fn ? (r) => dash(fn(r)) : (r) => dash(r.logvars?.get(name) ?? ''));
     }
     last = m.index + m[0].length;
   }

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { AppLoadError, BridgeSpawnError } from '../errors.ts';
+import { AppLoadError, BridgeSpawnError, LoopEngineError } from '../errors.ts';
 import type { AppSpec, BridgeCommand } from '../plugins/api.ts';
 import { bindPoolSocket, closeBoundFd } from '../server/sockets.ts';
 import type { ServerLog } from '../logging/server-log.ts';
@@ -25,7 +25,12 @@ export interface AppPoolOptions {
   runtime: string;
   command: BridgeCommand;
   processes: number;
+  /** OS threads per bridge process that serve requests (1 for async loop engines). */
   threads: number;
+  /** Requests one bridge process serves at once: its threads, or the async cores (docs/loop-engines.md). */
+  cores: number;
+  /** The loop engine the bridges run (`simple`, `async`, `gevent`…). */
+  loop: string;
   apps: AppSpec[];
   /** Everything else in the bridge config (docs/bridge-protocol.md §1). */
   bridgeConfig: Record<string, unknown>;
@@ -62,6 +67,14 @@ interface ReadyMessage {
   pid: number;
   runtime?: string;
   runtimeVersion?: string;
+  /** Loop engines the bridge can run (absent: only "simple"). */
+  loops?: string[];
+}
+/** The bridge cannot run the loop engine it was given (e.g. gevent is not importable). */
+interface EngineFailedMessage {
+  event: 'engine-failed';
+  engine?: string;
+  message?: string;
 }
 interface LoadFailedMessage {
   event: 'load-failed';
@@ -96,9 +109,9 @@ export class AppPool {
     this.events = events;
   }
 
-  /** Bridge threads in the current generation: what core workers may connect. */
+  /** Bridge cores (threads or async cores) in the current generation: what core workers may connect. */
   get capacity(): number {
-    return this.opts.processes * this.opts.threads;
+    return this.opts.processes * this.opts.cores;
   }
 
   /** Pids of the current generation's workers, by worker id. */
@@ -144,6 +157,7 @@ export class AppPool {
       workerId: id,
       processes: o.processes,
       threads: o.threads,
+      cores: o.cores,
       listenBacklog: o.listenBacklog,
       apps: o.apps.map((a, i) => ({ id: i, mountpoint: a.mountpoint, load: a.load })),
     };
@@ -151,7 +165,8 @@ export class AppPool {
     try {
       const out = o.log.inheritFd ?? 'pipe';
       proc = spawn(o.command.file, o.command.args, {
-        stdio: ['ignore', out, out, this.socketFd, 'pipe'],
+        // listenOnStdin: the pool socket at fd 0 too (Java adopts an inherited socket only there).
+        stdio: [o.command.listenOnStdin ? this.socketFd : 'ignore', out, out, this.socketFd, 'pipe'],
         env: {
           ...o.env,
           ...o.command.env,
@@ -174,6 +189,7 @@ export class AppPool {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       let loadFailure = '';
+      let engineFailure = '';
       const settle = (err: Error | null): void => {
         if (settled) return;
         settled = true;
@@ -201,14 +217,23 @@ export class AppPool {
           return;
         }
         if (msg.event === 'ready') {
+          const loops = (msg as ReadyMessage).loops ?? ['simple'];
+          if (!loops.includes(o.loop)) {
+            settle(new LoopEngineError(`the ${o.runtime} bridge of worker ${id} (pid: ${worker.pid}) cannot run the "${o.loop}" loop engine: it runs ${loops.map((l) => `"${l}"`).join(', ')}`));
+            this.kill(worker, 'SIGKILL');
+            return;
+          }
           worker.ready = true;
           this.runtimeVersion = (msg as ReadyMessage).runtimeVersion ?? this.runtimeVersion;
           o.log.info(
             respawn
               ? `Respawned uWSGI worker ${id} (new pid: ${worker.pid})`
-              : `spawned uWSGI worker ${id} (pid: ${worker.pid}, cores: ${o.threads})`,
+              : `spawned uWSGI worker ${id} (pid: ${worker.pid}, cores: ${o.cores})`,
           );
           settle(null);
+        } else if (msg.event === 'engine-failed') {
+          const m = msg as EngineFailedMessage;
+          engineFailure = `the "${m.engine ?? o.loop}" loop engine cannot run in the ${o.runtime} bridge: ${m.message ?? 'unknown error'}`;
         } else if (msg.event === 'load-failed') {
           const m = msg as LoadFailedMessage;
           loadFailure = m.message ?? 'unknown error';
@@ -222,7 +247,9 @@ export class AppPool {
       proc.once('exit', (code, signal) => {
         resolveExit();
         if (!settled) {
-          if (loadFailure || code === 22) {
+          if (engineFailure) {
+            settle(new LoopEngineError(engineFailure));
+          } else if (loadFailure || code === 22) {
             const app = o.apps[0];
             settle(new AppLoadError(`${o.runtime} app ${app ? `(${app.origin}) ` : ''}could not be loaded: ${loadFailure || 'the bridge exited with status 22'}; see the error above`));
           } else {

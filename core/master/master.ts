@@ -20,6 +20,7 @@ import type { AppSpec, PluginDescriptor } from '../plugins/api.ts';
 import { runInitHooks } from '../plugins/lifecycle.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
 import { CoreWorker, type CoreWorkerPlan, type MasterLink } from '../server/core-worker.ts';
+import { routingPlan } from '../routing/router.ts';
 import { bindAddress, parseAddress, type BoundSocket, type SocketProtocol } from '../server/sockets.ts';
 import { UWSGI_COMPAT_VERSION } from '../version.ts';
 import { ctime } from '../logging/request-log.ts';
@@ -27,6 +28,9 @@ import { createChildLog, requestLogSettings } from '../logging/worker-log.ts';
 import type { Readable } from 'node:stream';
 import { AppPool, type AppPoolOptions } from './app-pool.ts';
 import { dropPrivileges } from './privileges.ts';
+import { checkBridgeRunsLoop, selectLoop } from '../loop/select.ts';
+import type { LoopSelection } from '../loop/api.ts';
+import { staticPlanFrom } from '../static/plan.ts';
 
 
 /** Apps per language plugin, from the plugin's own options, --mount and bare arguments. */
@@ -141,7 +145,7 @@ export interface RunResult {
  * SIGHUP); options of language plugins count too. Any other change needs a restart, and the
  * reload says so.
  */
-const WORKER_OPTIONS = new Set(['processes', 'workers', 'threads', 'env', 'mount', 'catch-exceptions', 'bridge-ready-timeout', 'enable-threads', 'lazy-apps', 'lazy', 'need-app']);
+const WORKER_OPTIONS = new Set(['processes', 'workers', 'threads', 'async', 'loop', 'env', 'mount', 'catch-exceptions', 'bridge-ready-timeout', 'enable-threads', 'lazy-apps', 'lazy', 'need-app']);
 /** Options that only print or exit: never "changed" in a way that matters. */
 const INTROSPECTION_OPTIONS = new Set(['show-config', 'print', 'get', 'version', 'help', 'plugins-list', 'ini', 'include', 'inherit', 'set', 'set-placeholder', 'strict']);
 
@@ -152,7 +156,9 @@ export function restartOnlyChanges(before: ResolvedOptions, after: ResolvedOptio
   for (const key of keys) {
     const owner = registry.lookup(key);
     if (!owner || WORKER_OPTIONS.has(key) || INTROSPECTION_OPTIONS.has(key)) continue;
-    if (owner.owner !== 'core' && registry.plugins().find((d) => d.name === owner.owner)?.bridge) continue;
+    const plugin = owner.owner !== 'core' ? registry.plugins().find((d) => d.name === owner.owner) : undefined;
+    // Options of language plugins and of loop/suspend engines apply to the new workers.
+    if (plugin?.bridge || plugin?.loopEngines || plugin?.suspendEngines) continue;
     if (JSON.stringify(before.all(key)) !== JSON.stringify(after.all(key))) out.push(key);
   }
   return out;
@@ -184,15 +190,28 @@ function poolSettings(
   d: PluginDescriptor,
   apps: AppSpec[],
   bridgeBase: Record<string, unknown>,
-): Pick<AppPoolOptions, 'processes' | 'threads' | 'command' | 'apps' | 'bridgeConfig' | 'env' | 'readyTimeout'> {
+  loop: LoopSelection,
+): Pick<AppPoolOptions, 'processes' | 'threads' | 'cores' | 'loop' | 'command' | 'apps' | 'bridgeConfig' | 'env' | 'readyTimeout'> {
   const bridge = d.bridge!;
-  const counts = workerCounts(options);
-  if (bridge.maxThreads !== undefined) counts.threads = Math.min(counts.threads, bridge.maxThreads);
+  const { processes } = workerCounts(options);
+  checkBridgeRunsLoop(loop, d);
+  // Cores are what one bridge process serves at once: its threads (simple loop, capped by
+  // what the bridge can run), or the async cores of an async engine (docs/loop-engines.md).
+  let { threads, cores } = loop;
+  if (loop.model === 'threads' && bridge.maxThreads !== undefined) threads = cores = Math.min(threads, bridge.maxThreads);
   return {
-    ...counts,
+    processes,
+    threads,
+    cores,
+    loop: loop.engine,
     command: bridge.command(options),
     apps,
-    bridgeConfig: { ...bridgeBase, options: options.toObject(), plugin: { catchExceptions: options.flag('catch-exceptions'), ...bridge.settings?.(options) } },
+    bridgeConfig: {
+      ...bridgeBase,
+      options: options.toObject(),
+      loop: { name: loop.engine, cores, suspend: loop.suspend, settings: loop.settings },
+      plugin: { catchExceptions: options.flag('catch-exceptions'), ...bridge.settings?.(options) },
+    },
     env: appEnvironment(options),
     readyTimeout: options.int('bridge-ready-timeout', 60),
   };
@@ -221,8 +240,19 @@ export async function runServer(
   }
 
   await runInitHooks(registry.plugins(), { options, log: (m) => log.info(m) });
+  // Routing rules are checked here, before any socket is bound: a bad rule is fatal (as uWSGI).
+  const routing = routingPlan(options, registry.plugins(), (a) => registry.unloadedRouteActionPlugin(a), (line) => log.info(line));
   const apps = collectApps(options, registry);
   workerCounts(options);
+  // Static options are checked before any socket is bound, like routing rules.
+  const staticPlan = staticPlanFrom(options);
+  // The loop engine: refused here (before any socket is bound) when unknown or when a
+  // plugin's bridge cannot run it (docs/loop-engines.md).
+  const loop = selectLoop(options, registry);
+  for (const d of apps.keys()) checkBridgeRunsLoop(loop, d);
+  if (loop.model === 'async') {
+    log.info(`async cores set to ${loop.cores} per worker (loop engine: ${loop.engine}${loop.suspend ? `, suspend engine: ${loop.suspend}` : ''})`);
+  }
   const bufferSize = options.int('buffer-size', 65535);
   if (bufferSize < 1024 || bufferSize > 65535) throw new InvalidOptionError('--buffer-size must be between 1024 and 65535 (the uwsgi packet limit)');
 
@@ -264,10 +294,13 @@ export async function runServer(
     if (!rereadConfig) return null;
     let next: ResolvedOptions;
     let nextApps: Map<PluginDescriptor, AppSpec[]>;
+    let nextLoop: LoopSelection;
     try {
       next = rereadConfig();
       nextApps = collectApps(next, registry);
       workerCounts(next);
+      nextLoop = selectLoop(next, registry);
+      for (const d of nextApps.keys()) checkBridgeRunsLoop(nextLoop, d);
       appEnvironment(next);
     } catch (err) {
       log.error(`configuration not reloaded: ${(err as Error).message}; the workers restart with the running configuration`);
@@ -283,7 +316,7 @@ export async function runServer(
     }
     current = next;
     const out = new Map<string, Partial<AppPoolOptions>>();
-    for (const [d, list] of nextApps) out.set(d.name, poolSettings(next, d, list, bridgeBase));
+    for (const [d, list] of nextApps) out.set(d.name, poolSettings(next, d, list, bridgeBase, nextLoop));
     return out;
   };
   // Reloads run one at a time; a SIGHUP during a reload schedules one more afterwards.
@@ -341,7 +374,7 @@ export async function runServer(
           {
             name: d.name,
             runtime: bridge.runtime,
-            ...poolSettings(options, d, list, bridgeBase),
+            ...poolSettings(options, d, list, bridgeBase, loop),
             log,
             runDir,
             listenBacklog: options.int('listen', 100),
@@ -396,6 +429,8 @@ export async function runServer(
     childLog: { reqFd: null, json: options.flag('log-json'), logDate: options.has('log-date') ? (options.string('log-date') ?? '') : null },
     workerIndex: 0,
     workerCount: 1,
+    routing,
+    staticFiles: staticPlan,
   };
 
   const masterLink: MasterLink = {

@@ -5,6 +5,7 @@
  */
 import { LOADER_OPTION_SPECS } from '../config/builtin-options.ts';
 import type { OptionSpec } from './spec.ts';
+import { STATIC_OPTION_SPECS } from '../static/options.ts';
 
 const SERVER_OPTIONS: readonly OptionSpec[] = [
   // --- sockets and protocols -------------------------------------------------------------
@@ -26,6 +27,9 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { name: 'master', short: 'M', argument: 'none', kind: 'flag', help: 'run a master process that keeps the sockets open and respawns what dies' },
   { name: 'processes', aliases: ['workers'], short: 'p', argument: 'required', kind: 'number', help: 'number of app worker (bridge) processes per app pool', defaultValue: '1' },
   { name: 'threads', argument: 'required', kind: 'number', help: 'threads per app worker (each serves one request at a time)', defaultValue: '1' },
+  { name: 'async', argument: 'required', kind: 'number', metavar: 'N', help: 'async cores per app worker: requests one worker serves at once, cooperatively (selects the async loop engine when N > 1; docs/loop-engines.md)' },
+  { name: 'loop', argument: 'required', kind: 'string', metavar: 'NAME', help: 'select the loop engine: simple, async, or one a plugin provides (asyncio, gevent); --loop-list shows them' },
+  { name: 'loop-list', aliases: ['loops-list'], argument: 'none', kind: 'flag', help: 'list the loop engines (and suspend engines), then exit' },
   { name: 'enable-threads', short: 'T', argument: 'none', kind: 'flag', help: 'allow app threads', accepted: 'app threads always work in tsuwsgi bridges' },
   { name: 'core-workers', argument: 'required', kind: 'number', help: 'number of Node processes running the request pipeline (more than 1 implies --master)', defaultValue: '1' },
   { name: 'lazy-apps', argument: 'none', kind: 'flag', help: 'load apps in each worker', accepted: 'every bridge loads its apps itself: tsuwsgi is always lazy-apps' },
@@ -50,6 +54,22 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { name: 'catch-exceptions', argument: 'none', kind: 'flag', help: 'send the traceback of an app exception to the client (development only)' },
   { name: 'allowed-modifiers', argument: 'required', kind: 'list', metavar: 'N[,N…]', help: 'serve only requests with these modifier1 values' },
   { name: 'remap-modifier', argument: 'required', kind: 'string', multiple: true, metavar: 'FROM:TO', help: 'serve requests arriving with modifier TO by the plugin at modifier FROM' },
+
+  // --- internal routing (request chain; docs/routing.md) ------------------------------------
+  // All of them are one ordered list: rules run in the order given, whatever the option name.
+  { name: 'route', argument: 'required', kind: 'string', multiple: true, metavar: 'REGEXP ACTION:ARGS', help: 'add a request routing rule matching PATH_INFO' },
+  { name: 'route-host', argument: 'required', kind: 'string', multiple: true, metavar: 'REGEXP ACTION:ARGS', help: 'add a request routing rule matching HTTP_HOST' },
+  { name: 'route-uri', argument: 'required', kind: 'string', multiple: true, metavar: 'REGEXP ACTION:ARGS', help: 'add a request routing rule matching REQUEST_URI' },
+  { name: 'route-qs', argument: 'required', kind: 'string', multiple: true, metavar: 'REGEXP ACTION:ARGS', help: 'add a request routing rule matching QUERY_STRING' },
+  { name: 'route-remote-addr', argument: 'required', kind: 'string', multiple: true, metavar: 'REGEXP ACTION:ARGS', help: 'add a request routing rule matching REMOTE_ADDR' },
+  { name: 'route-user-agent', argument: 'required', kind: 'string', multiple: true, metavar: 'REGEXP ACTION:ARGS', help: 'add a request routing rule matching HTTP_USER_AGENT' },
+  { name: 'route-remote-user', argument: 'required', kind: 'string', multiple: true, metavar: 'REGEXP ACTION:ARGS', help: 'add a request routing rule matching REMOTE_USER' },
+  { name: 'route-referer', argument: 'required', kind: 'string', multiple: true, metavar: 'REGEXP ACTION:ARGS', help: 'add a request routing rule matching HTTP_REFERER' },
+  { name: 'route-label', argument: 'required', kind: 'string', multiple: true, metavar: 'LABEL', help: 'define a routing label (a goto target)' },
+  { name: 'route-if', argument: 'required', kind: 'string', multiple: true, metavar: 'COND:ARGS ACTION:ARGS', help: 'add a request routing rule run when the condition is true' },
+  { name: 'route-if-not', argument: 'required', kind: 'string', multiple: true, metavar: 'COND:ARGS ACTION:ARGS', help: 'add a request routing rule run when the condition is false' },
+  { name: 'route-run', argument: 'required', kind: 'string', multiple: true, metavar: 'ACTION:ARGS', help: 'add an unconditional request routing rule' },
+  { name: 'router-list', aliases: ['routers-list'], argument: 'none', kind: 'flag', help: 'list the routing actions, conditions and route vars (and their plugins), then exit' },
 
   // --- plugins -----------------------------------------------------------------------------
   { name: 'plugins', aliases: ['plugin'], argument: 'required', kind: 'list', multiple: true, metavar: 'NAME[,NAME…]', help: 'load plugins by name (N:name binds the plugin to modifier1 N)' },
@@ -118,5 +138,6 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
  */
 export const CORE_OPTIONS: readonly OptionSpec[] = [
   ...SERVER_OPTIONS,
+  ...STATIC_OPTION_SPECS,
   ...LOADER_OPTION_SPECS.filter((spec) => !SERVER_OPTIONS.some((own) => own.name === spec.name)),
 ];

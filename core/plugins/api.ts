@@ -9,8 +9,12 @@
 import type { OptionSpec } from '../options/spec.ts';
 import type { ResolvedOptions } from '../options/resolved.ts';
 import type { LogEncoderDefinition, LoggerDefinition } from '../logging/api.ts';
+import type { LoopEngineDefinition, SuspendEngineDefinition } from '../loop/api.ts';
+import type { RouteActionDefinition, RouteConditionDefinition, RouteVarDefinition } from '../routing/api.ts';
 
 export type { LogEncoder, LogEncoderDefinition, LoggerContext, LoggerDefinition, LogTarget } from '../logging/api.ts';
+export type { CoreModel, LoopEngineDefinition, SuspendEngineDefinition } from '../loop/api.ts';
+export type { RouteActionDefinition, RouteConditionDefinition, RouteContext, RouteOutcome, RouteVarDefinition, RuleOrigin } from '../routing/api.ts';
 
 /** Bumped when the descriptor shape changes incompatibly; the loader refuses other versions. */
 export const PLUGIN_API_VERSION = 1;
@@ -32,6 +36,12 @@ export interface BridgeCommand {
   args: string[];
   /** Extra environment for the bridge (merged over the core's environment). */
   env?: Record<string, string>;
+  /**
+   * Also give the pool socket as fd 0 (stdin) instead of /dev/null: for runtimes that can
+   * adopt an inherited socket only there (Java's System.inheritedChannel(), used by the jvm
+   * bridge). fd 3 is passed as always. A contract variant: docs/ARCHITECTURE.md, docs/jvm.md.
+   */
+  listenOnStdin?: boolean;
 }
 
 /** A language plugin's bridge: apps run in child runtimes spoken to over the uwsgi protocol. */
@@ -59,6 +69,14 @@ export interface BridgeDescriptor {
    * whatever `--threads` says, so the core never opens connections no bridge would accept.
    */
   maxThreads?: number;
+  /**
+   * Loop engines the bridge can run, by name (default: only "simple"). The core refuses any
+   * other engine for this plugin's apps before spawning (docs/loop-engines.md), and checks
+   * the `loops` list of the bridge's ready message.
+   */
+  loopEngines?: readonly string[];
+  /** Suspend engines the bridge can use with its async engines (e.g. "greenlet"). */
+  suspendEngines?: readonly string[];
 }
 
 /** Context handed to lifecycle hooks. */
@@ -91,6 +109,21 @@ export interface PluginDescriptor {
   readonly loggers?: readonly LoggerDefinition[];
   /** Log encoders this plugin provides (`--log-encoder NAME ARGS`; uWSGI's uwsgi_register_log_encoder). */
   readonly logEncoders?: readonly LogEncoderDefinition[];
+  /**
+   * Loop engines this plugin provides, by uWSGI name (`gevent`, `asyncio`): what `--loop NAME`
+   * and the engine's shortcut option select (uWSGI's uwsgi_register_loop). docs/loop-engines.md.
+   */
+  readonly loopEngines?: readonly LoopEngineDefinition[];
+  /** Suspend engines this plugin provides (`greenlet`), enabled by their flag option. */
+  readonly suspendEngines?: readonly SuspendEngineDefinition[];
+  /**
+   * Internal-routing actions (`redirect:`, `basicauth:`…), `route-if` conditions and `${name[key]}`
+   * route vars this plugin provides (uWSGI's uwsgi_register_router / _route_condition /
+   * _route_var). docs/routing.md.
+   */
+  readonly routeActions?: readonly RouteActionDefinition[];
+  readonly routeConditions?: readonly RouteConditionDefinition[];
+  readonly routeVars?: readonly RouteVarDefinition[];
   /** Called once the option list is final, before sockets are bound. May throw to refuse the config. */
   init?(ctx: PluginContext): void | Promise<void>;
 }

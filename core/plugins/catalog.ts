@@ -20,12 +20,29 @@ import psgi from '../../plugins/psgi/index.ts';
 import rack from '../../plugins/rack/index.ts';
 import cgi from '../../plugins/cgi/index.ts';
 import php from '../../plugins/php/index.ts';
+import asyncio from '../../plugins/asyncio/index.ts';
+import gevent from '../../plugins/gevent/index.ts';
+import greenlet from '../../plugins/greenlet/index.ts';
+import lua from '../../plugins/lua/index.ts';
+import jvm from '../../plugins/jvm/index.ts';
+import jwsgi from '../../plugins/jwsgi/index.ts';
+import ring from '../../plugins/ring/index.ts';
+import routerRedirect from '../../plugins/router_redirect/index.ts';
+import routerRewrite from '../../plugins/router_rewrite/index.ts';
+import routerBasicauth from '../../plugins/router_basicauth/index.ts';
+import routerUwsgi from '../../plugins/router_uwsgi/index.ts';
+import routerHttp from '../../plugins/router_http/index.ts';
+import routerHash from '../../plugins/router_hash/index.ts';
+import routerExpires from '../../plugins/router_expires/index.ts';
 
-const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, logfile, logsocket, syslog, rsyslog, logpipe, msgpack];
+const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires];
 
 // The loggers and the msgpack encoder are embedded as in uWSGI's default profile: loading
 // them costs nothing until a --logger or --log-encoder names them.
-export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http', 'logfile', 'logsocket', 'syslog', 'rsyslog', 'logpipe', 'msgpack'];
+// The loop engines are embedded too (as uWSGI's pip build embeds gevent and asyncio): they
+// cost nothing until --gevent/--asyncio/--loop selects them.
+// The routers are embedded as in uWSGI's default build; they cost nothing until a rule uses them.
+export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http', 'logfile', 'logsocket', 'syslog', 'rsyslog', 'logpipe', 'msgpack', 'asyncio', 'gevent', 'greenlet', 'router_redirect', 'router_rewrite', 'router_basicauth', 'router_uwsgi', 'router_http', 'router_hash', 'router_expires'];
 
 export function defaultPluginSource(): PluginSource {
   return { available: new Map(ALL.map((d) => [d.name, d])), embedded: EMBEDDED_PLUGINS, defaultPluginDirs: DEFAULT_PLUGIN_DIRS };

@@ -6,6 +6,8 @@ import { PluginError } from '../errors.ts';
 import type { OptionLookup } from '../options/lookup.ts';
 import type { OptionSpec, RegisteredOption } from '../options/spec.ts';
 import type { LogEncoderDefinition, LoggerDefinition } from '../logging/api.ts';
+import type { LoopEngineDefinition, SuspendEngineDefinition } from '../loop/api.ts';
+import type { RouteActionDefinition, RouteConditionDefinition, RouteVarDefinition } from '../routing/api.ts';
 import { PLUGIN_API_VERSION, type PluginDescriptor } from './api.ts';
 import { loadPluginFile, pluginFileCandidates, pluginNameOf } from './plugin-files.ts';
 
@@ -227,6 +229,48 @@ export class PluginRegistry implements OptionLookup {
   unloadedLogEncoderPlugin(name: string): string | undefined {
     for (const [pname, d] of this.source.available) {
       if (!this.loaded.has(pname) && d.logEncoders?.some((x) => x.name === name)) return pname;
+    }
+    return undefined;
+  }
+
+  // --- loop and suspend engines (registered by loaded plugins) -----------------------------
+
+  /** Loop engines of loaded plugins, in load order (core/loop/select.ts adds the core's). */
+  loopEngines(): Array<{ engine: LoopEngineDefinition; plugin: string }> {
+    return this.order.flatMap((d) => (d.loopEngines ?? []).map((engine) => ({ engine, plugin: d.name })));
+  }
+
+  suspendEngines(): Array<{ engine: SuspendEngineDefinition; plugin: string }> {
+    return this.order.flatMap((d) => (d.suspendEngines ?? []).map((engine) => ({ engine, plugin: d.name })));
+  }
+
+  /** Which available-but-not-loaded plugin provides loop engine NAME (for "load plugin X" hints). */
+  unloadedLoopEnginePlugin(name: string): string | undefined {
+    for (const [pname, d] of this.source.available) {
+      if (!this.loaded.has(pname) && d.loopEngines?.some((x) => x.name === name)) return pname;
+    }
+    return undefined;
+  }
+
+  // --- internal routing (actions, conditions, route vars of loaded plugins) -----------------
+
+  /** Route actions of loaded plugins, in load order (core/routing/table.ts adds the core's first). */
+  routeActions(): Array<{ action: RouteActionDefinition; plugin: string }> {
+    return this.order.flatMap((d) => (d.routeActions ?? []).map((action) => ({ action, plugin: d.name })));
+  }
+
+  routeConditions(): Array<{ condition: RouteConditionDefinition; plugin: string }> {
+    return this.order.flatMap((d) => (d.routeConditions ?? []).map((condition) => ({ condition, plugin: d.name })));
+  }
+
+  routeVars(): Array<{ routeVar: RouteVarDefinition; plugin: string }> {
+    return this.order.flatMap((d) => (d.routeVars ?? []).map((routeVar) => ({ routeVar, plugin: d.name })));
+  }
+
+  /** Which available-but-not-loaded plugin provides route action NAME (for "load plugin X" hints). */
+  unloadedRouteActionPlugin(name: string): string | undefined {
+    for (const [pname, d] of this.source.available) {
+      if (!this.loaded.has(pname) && d.routeActions?.some((x) => x.name === name || x.aliases?.includes(name))) return pname;
     }
     return undefined;
   }

@@ -10,8 +10,14 @@ import type { ServerLog } from '../logging/server-log.ts';
 import { compileRequestLogger, type ChildLogSettings, type RequestLogSettings } from '../logging/worker-log.ts';
 import { startHttpFrontend } from './http-frontend.ts';
 import { RequestPipeline, type AppRoute } from './pipeline.ts';
+import { defaultPluginSource } from '../plugins/catalog.ts';
+import type { PluginDescriptor } from '../plugins/api.ts';
+import { ResolvedOptions } from '../options/resolved.ts';
+import { compileRequestTable, RequestRouter, type RoutingPlan } from '../routing/router.ts';
 import type { BoundSocket } from './sockets.ts';
 import { startUwsgiFrontend } from './uwsgi-frontend.ts';
+import type { StaticPlan } from '../static/plan.ts';
+import { StaticFiles } from '../static/static-files.ts';
 
 /** What a core worker needs to know; serialisable so the master can send it to a child. */
 export interface CoreWorkerPlan {
@@ -44,6 +50,10 @@ export interface CoreWorkerPlan {
   /** This worker's index and the number of core workers (pool capacity is shared). */
   workerIndex: number;
   workerCount: number;
+  /** The internal router's request chain (validated by the master); null = no rules. */
+  routing: RoutingPlan | null;
+  /** Static file serving (--check-static, --static-map…); null/absent = off. */
+  staticFiles?: StaticPlan | null;
 }
 
 /** Calls from the core role into the master role. */
@@ -81,6 +91,7 @@ export class CoreWorker {
     const routes: Array<AppRoute | undefined> = new Array(256);
     for (const [mod, name] of Object.entries(p.modifierRoutes)) routes[Number(mod)] = routeByPool.get(name);
     const requestLog = compileRequestLogger(p.requestLog);
+    const router = p.routing ? this.buildRouter(p.routing) : null;
     const pipeline = new RequestPipeline({
       routes,
       defaultRoute: p.defaultPool ? routeByPool.get(p.defaultPool) : undefined,
@@ -89,6 +100,9 @@ export class CoreWorker {
       noDefaultApp: p.noDefaultApp,
       log: this.log,
       requestLog,
+      router,
+      workerId: p.workerIndex + 1,
+      staticFiles: p.staticFiles ? new StaticFiles(p.staticFiles, this.log, requestLog, p.workerIndex + 1) : null,
     });
 
     for (const s of p.sockets) {
@@ -127,6 +141,17 @@ export class CoreWorker {
       this.harakiriTimer = setInterval(() => this.checkHarakiri(), 1000);
       this.harakiriTimer.unref();
     }
+  }
+
+  /**
+   * Rebuild the routing table the master validated. Route actions come from the plugins the
+   * master had loaded, found by name in this build (a plugin file's actions are not yet).
+   */
+  private buildRouter(plan: RoutingPlan): RequestRouter {
+    const available = defaultPluginSource().available;
+    const plugins = plan.plugins.map((n) => available.get(n)).filter((d): d is PluginDescriptor => d !== undefined);
+    const table = compileRequestTable(plan.entries, plugins);
+    return new RequestRouter(table, new ResolvedOptions(plan.entries), (line) => this.log.info(line), this.plan.workerIndex + 1);
   }
 
   private checkHarakiri(): void {

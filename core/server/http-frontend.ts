@@ -252,5 +252,10 @@ function httpSink(res: http.ServerResponse): ResponseSink {
       abort = fn;
       if (clientGone) fn();
     },
+    close() {
+      // Routing ended the request without an answer: the client sees the connection close.
+      abort = null;
+      res.destroy();
+    },
   };
 }

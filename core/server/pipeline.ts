@@ -7,10 +7,14 @@
  */
 import type { BodySource, BridgeConnection, PoolClient, ResponseSink, Waiter } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
-import { encodePacket, getVar, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
-import type { RequestRecord } from '../logging/request-log.ts';
+import { encodePacket, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
+import { PipelineRequestRecord } from '../logging/request-record.ts';
 import type { RequestLogger } from '../logging/worker-log.ts';
 import type { ServerLog } from '../logging/server-log.ts';
+import type { RequestRouteContext } from '../routing/context.ts';
+import { editingSink } from '../routing/response-edits.ts';
+import type { RequestRouter } from '../routing/router.ts';
+import type { StaticFiles } from '../static/static-files.ts';
 
 /** A request as a front end hands it over. */
 export interface CoreRequest {
@@ -46,6 +50,12 @@ export interface PipelineOptions {
   log: ServerLog;
   /** null when no request is ever logged (--disable-logging without re-enablers). */
   requestLog: RequestLogger | null;
+  /** The internal router's request chain; null when no route rule is configured (no per-request cost). */
+  router?: RequestRouter | null;
+  /** This core worker's id (1-based), for routing's `${uwsgi[wid]}` and its own log lines. */
+  workerId?: number;
+  /** The static file server (core/static/); null when no static lookup option is set (no per-request cost). */
+  staticFiles?: StaticFiles | null;
 }
 
 /** Per-bridge counters for the request log's "req: APPREQS/WORKERREQS". */
@@ -64,6 +74,51 @@ export class RequestPipeline {
 
   /** Route a request. Returns false when the modifier is unavailable (the front end closes the connection, as uWSGI). */
   handle(req: CoreRequest, sink: ResponseSink): boolean {
+    const router = this.o.router;
+    if (router) {
+      if (!this.route(req.modifier1)) {
+        this.o.log.warn(`-- unavailable modifier requested: ${req.modifier1} --`);
+        return false;
+      }
+      this.routeThenDispatch(router, req, sink).catch((err: Error) => {
+        this.o.log.error(`internal routing failed for ${req.uri}: ${err.message}`);
+        sink.fail(500, 'Internal Server Error');
+      });
+      return true;
+    }
+    return this.dispatch(req, sink, null);
+  }
+
+  /**
+   * The request chain runs before the app (spec/subsystems.md §6.1): it may answer itself
+   * (break, return, redirect…), close the request, or change vars and modifiers first.
+   */
+  private async routeThenDispatch(router: RequestRouter, req: CoreRequest, sink: ResponseSink): Promise<void> {
+    const { result, ctx } = await router.route(req, (c) => this.routedSink(req, sink, c));
+    if (result === 'break') {
+      // BREAK without a response (bare `break:`, an error, a backward goto): close, as uWSGI.
+      if (!ctx.response.headersSent) {
+        if (sink.close) sink.close();
+        else sink.fail(500, 'Internal Server Error');
+      }
+      return;
+    }
+    // Actions may have rewritten the method, URI and modifiers the log and dispatch use.
+    req.modifier1 = ctx.modifier1;
+    req.modifier2 = ctx.modifier2;
+    req.method = ctx.getVar('REQUEST_METHOD') ?? req.method;
+    req.uri = ctx.getVar('REQUEST_URI') ?? req.uri;
+    if (!this.dispatch(req, sink, ctx)) {
+      // Too late to refuse the connection silently (routing may have waited): close it.
+      if (sink.close) sink.close();
+      else sink.fail(500, 'Internal Server Error');
+    }
+  }
+
+  private dispatch(req: CoreRequest, sink: ResponseSink, routed: RequestRouteContext | null, staticChecked = false): boolean {
+    // Static files (§17) answer before the app, after routing (a route `break` can block them).
+    const statics = staticChecked ? null : this.o.staticFiles;
+    if (statics && statics.tryServe(req, sink, () => this.dispatch(req, sink, routed, true) || (sink.close ? sink.close() : sink.fail(500, 'unavailable modifier')), routed?.noLog)) return true;
     const route = this.route(req.modifier1);
     if (!route) {
       this.o.log.warn(`-- unavailable modifier requested: ${req.modifier1} --`);
@@ -87,7 +142,7 @@ export class RequestPipeline {
     // Also the retry: a request queued behind one whose bridge died is re-sent through it.
     const dispatch: Waiter = (err, conn) => {
       if (err || !conn) sink.fail(503, 'Service Unavailable');
-      else this.send(conn, req, app, packet, body, sink, dispatch);
+      else this.send(conn, req, app, packet, body, sink, dispatch, routed);
     };
     route.client.acquire(dispatch, body === null);
     return true;
@@ -153,7 +208,59 @@ export class RequestPipeline {
     return idx;
   }
 
-  private send(conn: BridgeConnection, req: CoreRequest, app: number, packet: Buffer, body: BodySource | null, sink: ResponseSink, retry: Waiter): void {
+  /**
+   * The sink routing's own responses go to: header edits, then the front end's sink, and a
+   * request log line like an app response's (this core worker stands in for the bridge).
+   */
+  private routedSink(req: CoreRequest, sink: ResponseSink, ctx: RequestRouteContext): ResponseSink {
+    const log = this.o.requestLog;
+    let head: ResponseHead | null = null;
+    let bodyBytes = 0;
+    const finish = (status: number): void => {
+      if (!log || ctx.noLog) return;
+      const record = new PipelineRequestRecord(req.vars);
+      record.pid = process.pid;
+      record.workerId = this.o.workerId ?? 1;
+      record.remoteAddr = req.remoteAddr;
+      record.varCount = req.vars.length;
+      record.startedAt = req.startedAt;
+      record.micros = Math.max(0, Date.now() - req.startedAt) * 1000;
+      record.method = ctx.getVar('REQUEST_METHOD') ?? req.method;
+      record.uri = ctx.getVar('REQUEST_URI') ?? req.uri;
+      record.protocol = req.protocol;
+      record.status = status;
+      record.bodyBytes = bodyBytes;
+      record.headerCount = head ? head.headerCount : 0;
+      record.headerBytes = head ? head.headerBytes : 0;
+      record.modifier1 = ctx.modifier1;
+      record.modifier2 = ctx.modifier2;
+      if (ctx.logvars) record.logvars = ctx.logvars;
+      if (log.wants(record)) this.o.log.request(log.format(record));
+    };
+    const logged: ResponseSink = {
+      head(h) {
+        head = h;
+        sink.head(h);
+      },
+      body(chunk) {
+        bodyBytes += chunk.length;
+        return sink.body(chunk);
+      },
+      onDrain: (cb) => sink.onDrain(cb),
+      bindAbort: (abort) => sink.bindAbort(abort),
+      end() {
+        sink.end();
+        finish(head ? head.statusCode : 500);
+      },
+      fail(status, reason) {
+        sink.fail(status, reason);
+        finish(head ? head.statusCode : status);
+      },
+    };
+    return editingSink(logged, ctx.response);
+  }
+
+  private send(conn: BridgeConnection, req: CoreRequest, app: number, packet: Buffer, body: BodySource | null, sink: ResponseSink, retry: Waiter, routed: RequestRouteContext | null): void {
     const identity = conn.identity!;
     const log = this.o.requestLog;
     let head: ResponseHead | null = null;
@@ -163,38 +270,30 @@ export class RequestPipeline {
     const t0 = performance.now();
     const finish = (status: number): void => {
       const c = this.count(identity.pid, app);
-      if (!log) return;
-      const record: RequestRecord = {
-        pid: identity.pid,
-        app,
-        appRequests: c.apps[app] ?? 0,
-        workerRequests: c.requests,
-        workerId: identity.workerId,
-        remoteAddr: req.remoteAddr,
-        remoteUser: getVar(req.vars, 'REMOTE_USER') ?? '',
-        varCount: req.vars.length,
-        packetSize: packet.length - UWSGI_HEADER_SIZE,
-        startedAt: req.startedAt,
-        micros: Math.round((performance.now() - t0) * 1000),
-        method: req.method,
-        uri: req.uri,
-        protocol: req.protocol,
-        status,
-        bodyBytes,
-        headerCount: head ? head.headerCount : 0,
-        headerBytes: head ? head.headerBytes : 0,
-        core: identity.core,
-        modifier1: req.modifier1,
-        modifier2: req.modifier2,
-        host: getVar(req.vars, 'HTTP_HOST') ?? '',
-        userAgent: getVar(req.vars, 'HTTP_USER_AGENT') ?? '',
-        referer: getVar(req.vars, 'HTTP_REFERER') ?? '',
-        contentLength: getVar(req.vars, 'CONTENT_LENGTH') ?? '',
-        vars: req.vars,
-        readErrors: 0,
-        writeErrors: clientGone ? 1 : 0,
-        forwardedFor: getVar(req.vars, 'HTTP_X_FORWARDED_FOR') ?? '',
-      };
+      if (!log || routed?.noLog) return;
+      const record = new PipelineRequestRecord(req.vars);
+      record.pid = identity.pid;
+      record.app = app;
+      record.appRequests = c.apps[app] ?? 0;
+      record.workerRequests = c.requests;
+      record.workerId = identity.workerId;
+      record.remoteAddr = req.remoteAddr;
+      record.varCount = req.vars.length;
+      record.packetSize = packet.length - UWSGI_HEADER_SIZE;
+      record.startedAt = req.startedAt;
+      record.micros = Math.round((performance.now() - t0) * 1000);
+      record.method = req.method;
+      record.uri = req.uri;
+      record.protocol = req.protocol;
+      record.status = status;
+      record.bodyBytes = bodyBytes;
+      record.headerCount = head ? head.headerCount : 0;
+      record.headerBytes = head ? head.headerBytes : 0;
+      record.core = identity.core;
+      record.modifier1 = req.modifier1;
+      record.modifier2 = req.modifier2;
+      record.writeErrors = clientGone ? 1 : 0;
+      if (routed?.logvars) record.logvars = routed.logvars;
       if (log.wants(record)) this.o.log.request(log.format(record));
     };
     const logged: ResponseSink = {
@@ -220,7 +319,9 @@ export class RequestPipeline {
         finish(head ? head.statusCode : status);
       },
     };
-    conn.send(packet, body, req.method === 'HEAD', logged, { bridge: identity, uri: req.uri }, retry);
+    // Routing's addheader/delheader apply to the app's head on its way out (and are logged as sent).
+    const out = routed?.response.active ? editingSink(logged, routed.response) : logged;
+    conn.send(packet, body, req.method === 'HEAD', out, { bridge: identity, uri: req.uri }, retry);
   }
 
   private count(pid: number, app: number): BridgeCounters {

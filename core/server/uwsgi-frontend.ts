@@ -176,5 +176,10 @@ function rawSink(socket: net.Socket, protocol: string): ResponseSink {
       abort = fn;
       if (clientGone) fn();
     },
+    close() {
+      // Routing ended the request without an answer: the client sees the connection close.
+      abort = null;
+      socket.destroy();
+    },
   };
 }

@@ -46,6 +46,9 @@ export default definePlugin({
   ],
   bridge: {
     runtime: 'Python',
+    // bridges/python/loops.py: the async engines on asyncio, gevent's hub; docs/loop-engines.md.
+    loopEngines: ['simple', 'async', 'asyncio', 'gevent'],
+    suspendEngines: ['greenlet'],
     apps(options): AppSpec[] {
       const callable = options.string('callable') ?? 'application';
       const apps: AppSpec[] = [];

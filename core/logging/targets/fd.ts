@@ -7,12 +7,16 @@
 import fs from 'node:fs';
 import { joinBatch, QueuedTarget, type LogRecord } from './queued.ts';
 
+/** An asynchronous write older than this is taken for a reader that stopped reading. */
+const STUCK_AFTER_MS = 1000;
+
 export class FdTarget extends QueuedTarget {
   protected fd: number;
   protected regular: boolean;
   private readonly ownsFd: boolean;
   /** Set when an asynchronous write did not complete: flushSync must not block on it. */
   private stuck = false;
+  private inflightSince = 0;
   private errorReported = false;
   protected readonly warn: (message: string) => void;
 
@@ -38,6 +42,7 @@ export class FdTarget extends QueuedTarget {
     }
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     this.stuck = true;
+    this.inflightSince = Date.now();
     this.writeAsync(buf, 0, batch.length, () => {
       this.stuck = false;
       done();
@@ -90,7 +95,11 @@ export class FdTarget extends QueuedTarget {
   protected written(_bytes: number): void {}
 
   flushSync(): void {
-    if (this.stuck) return;
+    // An asynchronous write in flight for long means a reader that stopped reading: a
+    // synchronous write would hang the exit. One just started is only in transit (it usually
+    // completes in the thread pool before the process exits), and skipping the queued lines
+    // then would lose the last words before an exit (the app-load error).
+    if (this.stuck && Date.now() - this.inflightSince > STUCK_AFTER_MS) return;
     const batch = this.takeQueued();
     if (!batch) return;
     const data = joinBatch(batch);

@@ -1,0 +1,108 @@
+/**
+ * The RouteContext of one request: its vars, captures, header edits and goto state, as the
+ * engine and the actions see them (core/routing/api.ts).
+ */
+import type { BodySource } from '../bridge/pool-client.ts';
+import type { ResolvedOptions } from '../options/resolved.ts';
+import type { UwsgiVars } from '../protocol/uwsgi-packet.ts';
+import { TsuwsgiError } from '../errors.ts';
+import type { Transformation } from '../transform/api.ts';
+import type { RouteChainName, RouteContext } from './api.ts';
+import { expand } from './expand.ts';
+import type { RouteResponseEdits } from './response-edits.ts';
+import type { RouteDefinitions } from './table.ts';
+
+export interface RouteContextInit {
+  options: ResolvedOptions;
+  vars: UwsgiVars;
+  modifier1: number;
+  modifier2: number;
+  defs: RouteDefinitions;
+  response: RouteResponseEdits;
+  log: (line: string) => void;
+  workerId: number;
+  pid: number;
+  startedAt: number;
+  /** The request body, for proxy actions; absent = none. */
+  body?: BodySource | null;
+  contentLength?: number;
+}
+
+export class RequestRouteContext implements RouteContext {
+  chain: RouteChainName = 'request';
+  readonly options: ResolvedOptions;
+  readonly vars: UwsgiVars;
+  modifier1: number;
+  modifier2: number;
+  captures: readonly string[] = [];
+  status = 0;
+  readonly response: RouteResponseEdits;
+  readonly state = new Map<string, unknown>();
+  readonly workerId: number;
+  readonly pid: number;
+  readonly startedAt: number;
+  readonly body: BodySource | null;
+  readonly contentLength: number;
+  /** Set by `goto:`, consumed by the engine after the action returns. */
+  pendingGoto: string | null = null;
+  /** `donotlog:` — the request log line is skipped. */
+  noLog = false;
+  /** `logvar:` values, for the request log line; null until one is set. */
+  logvars: Map<string, string> | null = null;
+  private readonly defs: RouteDefinitions;
+  private readonly logLine: (line: string) => void;
+
+  constructor(init: RouteContextInit) {
+    this.options = init.options;
+    this.vars = init.vars;
+    this.modifier1 = init.modifier1;
+    this.modifier2 = init.modifier2;
+    this.defs = init.defs;
+    this.response = init.response;
+    this.logLine = init.log;
+    this.workerId = init.workerId;
+    this.pid = init.pid;
+    this.startedAt = init.startedAt;
+    this.contentLength = init.contentLength ?? 0;
+    this.body = this.contentLength > 0 ? (init.body ?? null) : null;
+  }
+
+  getVar(name: string): string | undefined {
+    for (const [k, v] of this.vars) if (k === name) return v;
+    return undefined;
+  }
+
+  setVar(name: string, value: string): void {
+    for (const pair of this.vars) {
+      if (pair[0] === name) {
+        pair[1] = value;
+        return;
+      }
+    }
+    this.vars.push([name, value]);
+  }
+
+  expand(text: string): string {
+    return expand(text, {
+      captures: this.captures,
+      getVar: (n) => this.getVar(n),
+      routeVar: (name, key) => this.defs.vars.get(name)?.get(key, this),
+    });
+  }
+
+  log(line: string): void {
+    this.logLine(line);
+  }
+
+  setLogVar(key: string, value: string): void {
+    (this.logvars ??= new Map()).set(key, value);
+  }
+
+  goto(target: string): void {
+    this.pendingGoto = target;
+  }
+
+  addTransformation(_t: Transformation): void {
+    throw new TsuwsgiError('TSUWSGI_E_TRANSFORM_PENDING', 'response transformations (gzip, chunked, toupper, fixcl…) are pending in tsuwsgi: remove the transformation action from the routing rules (docs/routing.md)');
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The core's `${name[key]}` route vars (spec/subsystems.md §6.4): cookie, qs, time,
+ * httptime, base64, hex, uwsgi.
+ */
+import { randomUUID } from 'node:crypto';
+import type { RouteContext, RouteVarDefinition } from './api.ts';
+
+/** `a=1; b=2` / `a=1&b=2` → value of `key`, raw (not URL-decoded, as uWSGI). */
+function findItem(text: string, sep: RegExp, key: string): string {
+  for (const part of text.split(sep)) {
+    const eq = part.indexOf('=');
+    const k = (eq < 0 ? part : part.slice(0, eq)).trim();
+    if (k === key) return eq < 0 ? '' : part.slice(eq + 1);
+  }
+  return '';
+}
+
+function uwsgiVar(key: string, ctx: RouteContext): string {
+  switch (key) {
+    case 'wid':
+      return String(ctx.workerId);
+    case 'pid':
+      return String(ctx.pid);
+    case 'uuid':
+      return randomUUID();
+    case 'status':
+      return String(ctx.status);
+    case 'rtime':
+      return String(Math.max(0, Date.now() - ctx.startedAt) * 1000);
+    case 'sor':
+      return String(ctx.startedAt * 1000);
+    // Listen-queue length and response size are not tracked by the router yet.
+    case 'lq':
+    case 'rsize':
+      return '0';
+    default:
+      return '';
+  }
+}
+
+export const CORE_VARS: readonly RouteVarDefinition[] = [
+  { name: 'cookie', get: (key, ctx) => findItem(ctx.getVar('HTTP_COOKIE') ?? '', /;/, key) },
+  { name: 'qs', get: (key, ctx) => findItem(ctx.getVar('QUERY_STRING') ?? '', /&/, key) },
+  {
+    name: 'time',
+    get(key) {
+      if (key === 'unix') return String(Math.floor(Date.now() / 1000));
+      if (key === 'micros') return String(Math.round((performance.timeOrigin + performance.now()) * 1000));
+      return '';
+    },
+  },
+  { name: 'httptime', get: (key) => new Date(Date.now() + (Number.parseInt(key, 10) || 0) * 1000).toUTCString() },
+  { name: 'base64', get: (key, ctx) => Buffer.from(ctx.getVar(key) ?? '').toString('base64') },
+  { name: 'hex', get: (key, ctx) => Buffer.from(ctx.getVar(key) ?? '').toString('hex') },
+  { name: 'uwsgi', get: uwsgiVar },
+];

@@ -1,0 +1,158 @@
+/**
+ * Send one static file to a ResponseSink: the headers of §17 (Content-Type from the MIME
+ * table, Content-Length, Last-Modified, Expires, Content-Encoding, Content-Range), 304 for
+ * If-Modified-Since, 206/416 with --honour-range, X-Sendfile / X-Accel-Redirect modes, and
+ * otherwise the body streamed from disk with backpressure (a slow client pauses the read,
+ * the event loop never blocks and the file is never held in memory).
+ *
+ * The routing `static:` action can call serveStatic() with a file it resolved itself.
+ */
+import fs from 'node:fs';
+import type { ResponseSink } from '../bridge/pool-client.ts';
+import type { ResponseHead } from '../protocol/http-response-parser.ts';
+import { getVar, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
+import type { GzipRules } from './gzip.ts';
+import { decideRange, expiresAt, httpDate, notModified, type CompiledExpires } from './http-rules.ts';
+import type { FoundFile } from './lookup.ts';
+import type { MimeTable } from './mime.ts';
+import type { FileServeMode } from './plan.ts';
+
+export interface StaticServeConfig {
+  mime: MimeTable;
+  expires: readonly CompiledExpires[];
+  gzip: GzipRules;
+  serveMode: FileServeMode;
+  honourRange: boolean;
+}
+
+const REASONS: Record<number, string> = { 200: 'OK', 206: 'Partial Content', 304: 'Not Modified', 416: 'Requested Range Not Satisfiable' };
+
+/** Read size: large enough to keep syscalls few, small enough to keep per-connection memory low. */
+const READ_CHUNK = 64 * 1024;
+
+/** A ResponseHead as the bridge parser would have produced it (the request log counts its bytes). */
+export function makeHead(statusCode: number, headers: string[], contentLength: number): ResponseHead {
+  const reason = REASONS[statusCode] ?? 'OK';
+  let headerBytes = `HTTP/1.1 ${statusCode} ${reason}\r\n`.length + 2;
+  for (let i = 0; i < headers.length; i += 2) headerBytes += headers[i]!.length + headers[i + 1]!.length + 4;
+  return { statusCode, reason, headers, contentLength, chunked: false, headerBytes, headerCount: headers.length / 2 };
+}
+
+/**
+ * Serve `found` for a request with these vars. GET and HEAD only: the caller decides that
+ * (the lookup falls through to the app for other methods; routing may choose otherwise).
+ */
+export async function serveStatic(cfg: StaticServeConfig, found: FoundFile, vars: UwsgiVars, method: string, sink: ResponseSink): Promise<void> {
+  const mime = cfg.mime.lookup(found.file);
+  let file = found.file;
+  let st = found.stat;
+  const headers: string[] = [];
+  if (mime !== undefined) headers.push('Content-Type', mime);
+  const variant = await cfg.gzip.variant(found.file, getVar(vars, 'HTTP_ACCEPT_ENCODING'));
+  if (variant) {
+    file = variant.file;
+    st = variant.stat;
+    headers.push('Content-Encoding', variant.encoding);
+    // Caches must not hand the compressed bytes to a client that did not ask for them.
+    headers.push('Vary', 'Accept-Encoding');
+  }
+  const mtime = Math.floor(st.mtimeMs / 1000);
+  headers.push('Last-Modified', httpDate(mtime));
+  const exp = expiresAt(
+    cfg.expires,
+    { mime, filename: found.file, uri: getVar(vars, 'REQUEST_URI') ?? '', pathInfo: getVar(vars, 'PATH_INFO') ?? '' },
+    mtime,
+    Math.floor(Date.now() / 1000),
+  );
+  if (exp !== null) headers.push('Expires', httpDate(exp));
+
+  if (notModified(getVar(vars, 'HTTP_IF_MODIFIED_SINCE'), mtime)) {
+    sink.head(makeHead(304, headers, 0));
+    sink.end();
+    return;
+  }
+
+  if (cfg.serveMode !== 'body') {
+    // The front server (Apache/lighttpd, nginx) sends the file: only headers leave here.
+    headers.push(cfg.serveMode === 'x-sendfile' ? 'X-Sendfile' : 'X-Accel-Redirect', file);
+    headers.push('Content-Length', '0');
+    sink.head(makeHead(200, headers, 0));
+    sink.end();
+    return;
+  }
+
+  let start = 0;
+  let end = st.size - 1;
+  let status = 200;
+  if (cfg.honourRange) {
+    const r = decideRange(getVar(vars, 'HTTP_RANGE'), getVar(vars, 'HTTP_IF_RANGE'), st.size, mtime);
+    if (r.kind === 'unsatisfiable') {
+      headers.push('Content-Range', `bytes */${st.size}`, 'Content-Length', '0');
+      sink.head(makeHead(416, headers, 0));
+      sink.end();
+      return;
+    }
+    if (r.kind === 'partial') {
+      status = 206;
+      start = r.start;
+      end = r.end;
+      headers.push('Content-Range', `bytes ${start}-${end}/${st.size}`);
+    }
+  }
+  const length = end - start + 1;
+  headers.push('Content-Length', String(length));
+  if (method === 'HEAD' || length === 0) {
+    sink.head(makeHead(status, headers, length));
+    sink.end();
+    return;
+  }
+  await streamBody(file, start, end, length, headers, status, sink);
+}
+
+/** Open first, so a file that vanished since stat() is still a clean error before any header. */
+async function streamBody(file: string, start: number, end: number, length: number, headers: string[], status: number, sink: ResponseSink): Promise<void> {
+  const handle = await fs.promises.open(file, 'r');
+  if (length <= READ_CHUNK) {
+    // Small files (the common static asset): one read, no stream machinery; the close is not waited for.
+    let buf: Buffer;
+    try {
+      const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(length), 0, length, start);
+      buf = bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+    } finally {
+      handle.close().catch(() => undefined);
+    }
+    if (buf.length !== length) throw new Error(`file shrank to ${start + buf.length} bytes since stat()`);
+    sink.head(makeHead(status, headers, length));
+    sink.body(buf);
+    sink.end();
+    return;
+  }
+  sink.head(makeHead(status, headers, length));
+  const stream = fs.createReadStream('', { fd: handle, start, end, highWaterMark: READ_CHUNK, autoClose: true });
+  let sent = 0;
+  let done = false;
+  const finish = (ok: boolean, reason: string): void => {
+    if (done) return;
+    done = true;
+    stream.destroy();
+    if (ok) sink.end();
+    // Headers are out: fail() cuts the connection, the honest signal for a short body.
+    else sink.fail(500, reason);
+  };
+  sink.bindAbort(() => {
+    done = true;
+    stream.destroy();
+  });
+  stream.on('data', (chunk: Buffer | string) => {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    sent += buf.length;
+    if (!sink.body(buf)) {
+      stream.pause();
+      sink.onDrain(() => {
+        if (!done) stream.resume();
+      });
+    }
+  });
+  stream.on('end', () => finish(sent === length, `static file ${file} shrank while being sent (${sent} of ${length} bytes)`));
+  stream.on('error', (err) => finish(false, `static file ${file} read error: ${err.message}`));
+}

@@ -1,0 +1,68 @@
+/**
+ * The static file server of a core worker (spec/subsystems.md §17): built from the master's
+ * StaticPlan, asked by the request pipeline before app dispatch. Only exists when a lookup
+ * option is configured, so without one requests pay nothing.
+ */
+import type { ResponseSink } from '../bridge/pool-client.ts';
+import type { RequestLogger } from '../logging/worker-log.ts';
+import type { ServerLog } from '../logging/server-log.ts';
+import { getVar } from '../protocol/uwsgi-packet.ts';
+import type { CoreRequest } from '../server/pipeline.ts';
+import { GzipRules } from './gzip.ts';
+import { compileExpires } from './http-rules.ts';
+import { StaticLookup } from './lookup.ts';
+import { MimeTable } from './mime.ts';
+import type { StaticPlan } from './plan.ts';
+import { loggedSink } from './request-log.ts';
+import { serveStatic, type StaticServeConfig } from './serve.ts';
+
+export class StaticFiles {
+  readonly config: StaticServeConfig;
+  private readonly lookup: StaticLookup;
+  private readonly log: ServerLog;
+  private readonly requestLog: RequestLogger | null;
+  private readonly workerId: number;
+
+  constructor(plan: StaticPlan, log: ServerLog, requestLog: RequestLogger | null, workerId: number) {
+    this.log = log;
+    this.requestLog = requestLog;
+    this.workerId = workerId;
+    const warn = (line: string): void => log.warn(line);
+    this.lookup = new StaticLookup(plan, warn);
+    this.config = {
+      mime: MimeTable.load(plan.mimeFiles, warn),
+      expires: compileExpires(plan.expires),
+      gzip: new GzipRules(plan.gzip),
+      serveMode: plan.serveMode,
+      honourRange: plan.honourRange,
+    };
+  }
+
+  /**
+   * Take the request if a static file may answer it. Returns false synchronously when no
+   * source can match (the caller dispatches to the app at once); otherwise the lookup runs
+   * asynchronously and `fallback` dispatches to the app when no file is found.
+   */
+  tryServe(req: CoreRequest, sink: ResponseSink, fallback: () => void, noLog = false): boolean {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    const pathInfo = getVar(req.vars, 'PATH_INFO') ?? '';
+    const docroot = getVar(req.vars, 'DOCUMENT_ROOT');
+    if (!this.lookup.mayServe(pathInfo, docroot)) return false;
+    this.lookup
+      .find(pathInfo, docroot)
+      .then((found) => {
+        if (!found) return fallback();
+        const out = this.requestLog && !noLog ? loggedSink(req, sink, this.requestLog, this.log, this.workerId) : sink;
+        return serveStatic(this.config, found, req.vars, req.method, out).catch((err: Error) => {
+          // Before any header (open failed: the file vanished, EACCES): a clean 500 the log explains.
+          this.log.error(`static file ${found.file} for ${req.uri} could not be served: ${err.message}`);
+          out.fail(500, err.message);
+        });
+      })
+      .catch((err: Error) => {
+        this.log.error(`static lookup for ${req.uri} failed: ${err.message}`);
+        sink.fail(500, 'Internal Server Error');
+      });
+    return true;
+  }
+}
