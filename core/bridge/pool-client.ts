@@ -46,6 +46,12 @@ export interface ResponseSink {
    * goto). Optional: a sink without it gets fail(500) instead.
    */
   close?(): void;
+  /**
+   * The front end frames a body whose head says `Transfer-Encoding: chunked` by itself (the
+   * http front end: Node's ServerResponse does). Transformations (`chunked:`) then only set the
+   * header, or the framing would be on the wire twice.
+   */
+  framesChunked?: boolean;
 }
 
 /** Where the request body comes from. */

@@ -34,15 +34,19 @@ import routerUwsgi from '../../plugins/router_uwsgi/index.ts';
 import routerHttp from '../../plugins/router_http/index.ts';
 import routerHash from '../../plugins/router_hash/index.ts';
 import routerExpires from '../../plugins/router_expires/index.ts';
+import transformationGzip from '../../plugins/transformation_gzip/index.ts';
+import transformationChunked from '../../plugins/transformation_chunked/index.ts';
+import transformationToupper from '../../plugins/transformation_toupper/index.ts';
 
-const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires];
+const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires, transformationGzip, transformationChunked, transformationToupper];
 
 // The loggers and the msgpack encoder are embedded as in uWSGI's default profile: loading
 // them costs nothing until a --logger or --log-encoder names them.
 // The loop engines are embedded too (as uWSGI's pip build embeds gevent and asyncio): they
 // cost nothing until --gevent/--asyncio/--loop selects them.
-// The routers are embedded as in uWSGI's default build; they cost nothing until a rule uses them.
-export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http', 'logfile', 'logsocket', 'syslog', 'rsyslog', 'logpipe', 'msgpack', 'asyncio', 'gevent', 'greenlet', 'router_redirect', 'router_rewrite', 'router_basicauth', 'router_uwsgi', 'router_http', 'router_hash', 'router_expires'];
+// The routers and transformations are embedded as in uWSGI's default build; they cost nothing
+// until a rule uses them.
+export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http', 'logfile', 'logsocket', 'syslog', 'rsyslog', 'logpipe', 'msgpack', 'asyncio', 'gevent', 'greenlet', 'router_redirect', 'router_rewrite', 'router_basicauth', 'router_uwsgi', 'router_http', 'router_hash', 'router_expires', 'transformation_gzip', 'transformation_chunked', 'transformation_toupper'];
 
 export function defaultPluginSource(): PluginSource {
   return { available: new Map(ALL.map((d) => [d.name, d])), embedded: EMBEDDED_PLUGINS, defaultPluginDirs: DEFAULT_PLUGIN_DIRS };

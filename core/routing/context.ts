@@ -5,7 +5,6 @@
 import type { BodySource } from '../bridge/pool-client.ts';
 import type { ResolvedOptions } from '../options/resolved.ts';
 import type { UwsgiVars } from '../protocol/uwsgi-packet.ts';
-import { TsuwsgiError } from '../errors.ts';
 import type { Transformation } from '../transform/api.ts';
 import type { RouteChainName, RouteContext } from './api.ts';
 import { expand } from './expand.ts';
@@ -49,6 +48,8 @@ export class RequestRouteContext implements RouteContext {
   noLog = false;
   /** `logvar:` values, for the request log line; null until one is set. */
   logvars: Map<string, string> | null = null;
+  /** The response's transformation chain (§7), in the order the actions ran. */
+  readonly transformations: Transformation[] = [];
   private readonly defs: RouteDefinitions;
   private readonly logLine: (line: string) => void;
 
@@ -102,7 +103,7 @@ export class RequestRouteContext implements RouteContext {
     this.pendingGoto = target;
   }
 
-  addTransformation(_t: Transformation): void {
-    throw new TsuwsgiError('TSUWSGI_E_TRANSFORM_PENDING', 'response transformations (gzip, chunked, toupper, fixcl…) are pending in tsuwsgi: remove the transformation action from the routing rules (docs/routing.md)');
+  addTransformation(t: Transformation): void {
+    this.transformations.push(t);
   }
 }

@@ -257,5 +257,6 @@ function httpSink(res: http.ServerResponse): ResponseSink {
       abort = null;
       res.destroy();
     },
+    framesChunked: true,
   };
 }

@@ -6,15 +6,15 @@
  *   front end (http / uwsgi) → dispatch(modifier1) → select app (mountpoint) → bridge → sink → log
  */
 import type { BodySource, BridgeConnection, PoolClient, ResponseSink, Waiter } from '../bridge/pool-client.ts';
-import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import { encodePacket, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
-import { PipelineRequestRecord } from '../logging/request-record.ts';
 import type { RequestLogger } from '../logging/worker-log.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import type { RequestRouteContext } from '../routing/context.ts';
 import { editingSink } from '../routing/response-edits.ts';
 import type { RequestRouter } from '../routing/router.ts';
 import type { StaticFiles } from '../static/static-files.ts';
+import { transformingSink } from '../transform/chain.ts';
+import { requestRecord, tallyingSink } from './logged-sink.ts';
 
 /** A request as a front end hands it over. */
 export interface CoreRequest {
@@ -118,7 +118,14 @@ export class RequestPipeline {
   private dispatch(req: CoreRequest, sink: ResponseSink, routed: RequestRouteContext | null, staticChecked = false): boolean {
     // Static files (§17) answer before the app, after routing (a route `break` can block them).
     const statics = staticChecked ? null : this.o.staticFiles;
-    if (statics && statics.tryServe(req, sink, () => this.dispatch(req, sink, routed, true) || (sink.close ? sink.close() : sink.fail(500, 'unavailable modifier')), routed?.noLog)) return true;
+    if (statics) {
+      const fallback = (): void => {
+        if (!this.dispatch(req, sink, routed, true)) sink.close ? sink.close() : sink.fail(500, 'unavailable modifier');
+      };
+      // A static file goes through routing's header edits and transformations like an app response.
+      const wrap = routed ? (out: ResponseSink): ResponseSink => this.transformed(routed.response.active ? editingSink(out, routed.response) : out, routed) : undefined;
+      if (statics.tryServe(req, sink, fallback, routed?.noLog, wrap)) return true;
+    }
     const route = this.route(req.modifier1);
     if (!route) {
       this.o.log.warn(`-- unavailable modifier requested: ${req.modifier1} --`);
@@ -209,118 +216,67 @@ export class RequestPipeline {
   }
 
   /**
-   * The sink routing's own responses go to: header edits, then the front end's sink, and a
-   * request log line like an app response's (this core worker stands in for the bridge).
+   * The sink routing's own responses go to: transformations and header edits, then the front
+   * end's sink, and a request log line like an app response's (this core worker stands in for
+   * the bridge).
    */
   private routedSink(req: CoreRequest, sink: ResponseSink, ctx: RequestRouteContext): ResponseSink {
     const log = this.o.requestLog;
-    let head: ResponseHead | null = null;
-    let bodyBytes = 0;
-    const finish = (status: number): void => {
-      if (!log || ctx.noLog) return;
-      const record = new PipelineRequestRecord(req.vars);
-      record.pid = process.pid;
-      record.workerId = this.o.workerId ?? 1;
-      record.remoteAddr = req.remoteAddr;
-      record.varCount = req.vars.length;
-      record.startedAt = req.startedAt;
-      record.micros = Math.max(0, Date.now() - req.startedAt) * 1000;
-      record.method = ctx.getVar('REQUEST_METHOD') ?? req.method;
-      record.uri = ctx.getVar('REQUEST_URI') ?? req.uri;
-      record.protocol = req.protocol;
-      record.status = status;
-      record.bodyBytes = bodyBytes;
-      record.headerCount = head ? head.headerCount : 0;
-      record.headerBytes = head ? head.headerBytes : 0;
-      record.modifier1 = ctx.modifier1;
-      record.modifier2 = ctx.modifier2;
-      if (ctx.logvars) record.logvars = ctx.logvars;
-      if (log.wants(record)) this.o.log.request(log.format(record));
-    };
-    const logged: ResponseSink = {
-      head(h) {
-        head = h;
-        sink.head(h);
-      },
-      body(chunk) {
-        bodyBytes += chunk.length;
-        return sink.body(chunk);
-      },
-      onDrain: (cb) => sink.onDrain(cb),
-      bindAbort: (abort) => sink.bindAbort(abort),
-      end() {
-        sink.end();
-        finish(head ? head.statusCode : 500);
-      },
-      fail(status, reason) {
-        sink.fail(status, reason);
-        finish(head ? head.statusCode : status);
-      },
-    };
-    return editingSink(logged, ctx.response);
+    const logged =
+      !log || ctx.noLog
+        ? sink
+        : tallyingSink(sink, (status, tally) => {
+            if (ctx.noLog) return;
+            const record = requestRecord(req, status, tally);
+            record.pid = process.pid;
+            record.workerId = this.o.workerId ?? 1;
+            record.micros = Math.max(0, Date.now() - req.startedAt) * 1000;
+            // The chain may have rewritten the method, URI and modifiers before answering.
+            record.method = ctx.getVar('REQUEST_METHOD') ?? req.method;
+            record.uri = ctx.getVar('REQUEST_URI') ?? req.uri;
+            record.modifier1 = ctx.modifier1;
+            record.modifier2 = ctx.modifier2;
+            if (ctx.logvars) record.logvars = ctx.logvars;
+            if (log.wants(record)) this.o.log.request(log.format(record));
+          });
+    return this.transformed(editingSink(logged, ctx.response), ctx);
+  }
+
+  /** Wrap `out` in the request's transformation chain (§7) when routing appended any. */
+  private transformed(out: ResponseSink, routed: RequestRouteContext | null): ResponseSink {
+    if (!routed || routed.transformations.length === 0) return out;
+    return transformingSink(out, routed.transformations, { frontEndChunks: out.framesChunked === true, log: (line) => this.o.log.error(line) });
   }
 
   private send(conn: BridgeConnection, req: CoreRequest, app: number, packet: Buffer, body: BodySource | null, sink: ResponseSink, retry: Waiter, routed: RequestRouteContext | null): void {
     const identity = conn.identity!;
     const log = this.o.requestLog;
-    let head: ResponseHead | null = null;
-    let bodyBytes = 0;
-    /** The client went away mid-response: a write error for --log-ioerror and %(werr). */
-    let clientGone = false;
     const t0 = performance.now();
-    const finish = (status: number): void => {
-      const c = this.count(identity.pid, app);
-      if (!log || routed?.noLog) return;
-      const record = new PipelineRequestRecord(req.vars);
-      record.pid = identity.pid;
-      record.app = app;
-      record.appRequests = c.apps[app] ?? 0;
-      record.workerRequests = c.requests;
-      record.workerId = identity.workerId;
-      record.remoteAddr = req.remoteAddr;
-      record.varCount = req.vars.length;
-      record.packetSize = packet.length - UWSGI_HEADER_SIZE;
-      record.startedAt = req.startedAt;
-      record.micros = Math.round((performance.now() - t0) * 1000);
-      record.method = req.method;
-      record.uri = req.uri;
-      record.protocol = req.protocol;
-      record.status = status;
-      record.bodyBytes = bodyBytes;
-      record.headerCount = head ? head.headerCount : 0;
-      record.headerBytes = head ? head.headerBytes : 0;
-      record.core = identity.core;
-      record.modifier1 = req.modifier1;
-      record.modifier2 = req.modifier2;
-      record.writeErrors = clientGone ? 1 : 0;
-      if (routed?.logvars) record.logvars = routed.logvars;
-      if (log.wants(record)) this.o.log.request(log.format(record));
-    };
-    const logged: ResponseSink = {
-      head(h) {
-        head = h;
-        sink.head(h);
+    const logged = tallyingSink(
+      sink,
+      (status, tally) => {
+        const c = this.count(identity.pid, app);
+        if (!log || routed?.noLog) return;
+        const record = requestRecord(req, status, tally);
+        record.pid = identity.pid;
+        record.app = app;
+        record.appRequests = c.apps[app] ?? 0;
+        record.workerRequests = c.requests;
+        record.workerId = identity.workerId;
+        record.packetSize = packet.length - UWSGI_HEADER_SIZE;
+        record.micros = Math.round((performance.now() - t0) * 1000);
+        record.core = identity.core;
+        if (routed?.logvars) record.logvars = routed.logvars;
+        if (log.wants(record)) this.o.log.request(log.format(record));
       },
-      body(chunk) {
-        bodyBytes += chunk.length;
-        return sink.body(chunk);
-      },
-      onDrain: (cb) => sink.onDrain(cb),
-      bindAbort: (abort) => sink.bindAbort(abort),
-      end() {
-        sink.end();
-        finish(head ? head.statusCode : 500);
-      },
-      fail: (status, reason) => {
+      (status, reason) => {
         // Clients get the standard reason phrase; the log gets what actually happened.
         if (status === 502) this.o.log.warn(`${req.method} ${req.uri} answered 502: ${reason}`);
-        if (status === 499) clientGone = true;
-        sink.fail(status, reason);
-        finish(head ? head.statusCode : status);
       },
-    };
-    // Routing's addheader/delheader apply to the app's head on its way out (and are logged as sent).
-    const out = routed?.response.active ? editingSink(logged, routed.response) : logged;
+    );
+    // Routing's transformations and addheader/delheader apply to the app's response on its way
+    // out (and the log counts what was sent).
+    const out = routed ? this.transformed(routed.response.active ? editingSink(logged, routed.response) : logged, routed) : logged;
     conn.send(packet, body, req.method === 'HEAD', out, { bridge: identity, uri: req.uri }, retry);
   }
 

@@ -41,9 +41,10 @@ export class StaticFiles {
   /**
    * Take the request if a static file may answer it. Returns false synchronously when no
    * source can match (the caller dispatches to the app at once); otherwise the lookup runs
-   * asynchronously and `fallback` dispatches to the app when no file is found.
+   * asynchronously and `fallback` dispatches to the app when no file is found. `wrap` puts
+   * routing's header edits and transformations between the file and the (logged) client sink.
    */
-  tryServe(req: CoreRequest, sink: ResponseSink, fallback: () => void, noLog = false): boolean {
+  tryServe(req: CoreRequest, sink: ResponseSink, fallback: () => void, noLog = false, wrap?: (out: ResponseSink) => ResponseSink): boolean {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const pathInfo = getVar(req.vars, 'PATH_INFO') ?? '';
     const docroot = getVar(req.vars, 'DOCUMENT_ROOT');
@@ -52,7 +53,8 @@ export class StaticFiles {
       .find(pathInfo, docroot)
       .then((found) => {
         if (!found) return fallback();
-        const out = this.requestLog && !noLog ? loggedSink(req, sink, this.requestLog, this.log, this.workerId) : sink;
+        const logged = this.requestLog && !noLog ? loggedSink(req, sink, this.requestLog, this.log, this.workerId) : sink;
+        const out = wrap ? wrap(logged) : logged;
         return serveStatic(this.config, found, req.vars, req.method, out).catch((err: Error) => {
           // Before any header (open failed: the file vanished, EACCES): a clean 500 the log explains.
           this.log.error(`static file ${found.file} for ${req.uri} could not be served: ${err.message}`);
