@@ -22,20 +22,29 @@ export interface LanguageUnderTest {
   start(): Promise<ServerHandle>;
   /** Fail loudly when the runtime is missing (never skip). */
   assertRuntime?(): void;
+  /** Remove what `start` made besides the server (compiled classes), after the server stopped. */
+  cleanup?(): void;
   /** A path answering 200 with exactly `body`. */
   readonly hello: { path: string; body: string };
   /** A path answering the request environment; `read` returns its vars by name. */
   readonly env: { path: string; read(body: Buffer): Record<string, unknown> };
   /** Echo the request body; `check` asserts the answer describes exactly `sent`. */
   readonly echo: { path: string; check(answer: Buffer, sent: Buffer): void };
-  /** A path whose app answers without reading the request body. */
-  readonly ignoresBody: string;
-  /** A response with repeated headers, in this order. */
-  readonly repeated: { path: string; headers: Record<string, string[]> };
+  /** A path whose app answers 200 with exactly `body` without reading the request body. */
+  readonly ignoresBody: { path: string; body: string };
+  /** A 200 response with repeated headers, in this order, and exactly `body`. */
+  readonly repeated: { path: string; headers: Record<string, string[]>; body: string };
   /** A body produced in pieces, without Content-Length. */
   readonly stream: { path: string; body: string };
   /** A path whose app raises before answering. */
   readonly error: string;
+  /**
+   * Why the runtime itself drops the body of a HEAD response before the server sees it (PHP's
+   * SAPI layer does, under every SAPI), when it does. A Content-Length the server computes from
+   * the body of a GET cannot be known then, and RFC 9110 §9.3.2 lets a HEAD response omit it; the
+   * HEAD case accepts no Content-Length for such a language, but never a different one.
+   */
+  readonly headBodyDroppedByRuntime?: string;
 }
 
 const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
@@ -67,7 +76,11 @@ export function describeSharedRequestSet(lang: LanguageUnderTest): void {
     }, 90000);
 
     afterAll(async () => {
-      if (srv) expect(await srv.stop()).toBe(0);
+      try {
+        if (srv) expect(await srv.stop()).toBe(0);
+      } finally {
+        lang.cleanup?.();
+      }
     }, 60000);
 
     test('GET answers 200 with the app body', () =>
@@ -132,8 +145,12 @@ export function describeSharedRequestSet(lang: LanguageUnderTest): void {
         const small = Buffer.from('small');
         const c = await RawHttpConnection.connect(srv.port);
         try {
-          await c.write(rawRequest('POST', lang.ignoresBody, { 'Content-Type': 'application/octet-stream' }, big));
-          expect((await c.readResponse()).status).toBe(200);
+          await c.write(rawRequest('POST', lang.ignoresBody.path, { 'Content-Type': 'application/octet-stream' }, big));
+          // The whole answer, not just its status: an app (a CGI script) that exits without
+          // reading its input must not cost it its output.
+          const ignored = await c.readResponse();
+          expect(ignored.status).toBe(200);
+          expect(ignored.body.toString()).toBe(lang.ignoresBody.body);
           await c.write(rawRequest('POST', lang.echo.path, { 'Content-Type': 'text/plain' }, small));
           const r = await c.readResponse();
           expect(r.status).toBe(200);
@@ -152,7 +169,11 @@ export function describeSharedRequestSet(lang: LanguageUnderTest): void {
           await c.write(rawRequest('HEAD', lang.hello.path));
           const h = await c.readResponse({ head: true });
           expect(h.status).toBe(g.status);
-          if (g.header('content-length') !== undefined) expect(h.header('content-length')).toBe(g.header('content-length'));
+          const getLength = g.header('content-length');
+          if (getLength !== undefined) {
+            if (lang.headBodyDroppedByRuntime === undefined) expect(h.header('content-length')).toBe(getLength);
+            else expect([undefined, getLength]).toContain(h.header('content-length'));
+          }
           expect(h.body.length).toBe(0);
           // A body byte after the HEAD response would be read as the start of this one.
           await c.write(rawRequest('GET', lang.hello.path));
@@ -169,6 +190,7 @@ export function describeSharedRequestSet(lang: LanguageUnderTest): void {
         const r = await exchange(srv.port, rawRequest('GET', lang.repeated.path));
         expect(r.status).toBe(200);
         for (const [name, values] of Object.entries(lang.repeated.headers)) expect(r.headerAll(name)).toEqual(values);
+        expect(r.body.toString()).toBe(lang.repeated.body);
       }));
 
     test('a streamed body without Content-Length is chunk-encoded on a kept-alive connection', () =>

@@ -7,6 +7,9 @@
  *
  * Apps are in test/fixtures/perl/. Perl and Plack are required: the tests fail (never skip)
  * when they are missing.
+ *
+ * The cases every language shares (repeated response headers of /repeated, …) run against the
+ * same suite.psgi in test/conformance/shared-request-set.test.ts, not here.
  */
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -329,19 +332,6 @@ describe('PSGI apps over --http-socket (1 process, keep-alive)', () => {
           expect(s.status).toBe(200);
           const g = await c.readResponse();
           expect(g.body.toString()).toBe('Hello World');
-        } finally {
-          c.close();
-        }
-      }));
-
-    test('repeated response headers stay repeated, in order', () =>
-      withLog(async () => {
-        const c = await RawHttpConnection.connect(srv.port);
-        try {
-          await c.write(rawRequest('GET', '/repeated'));
-          const r = await c.readResponse();
-          expect(r.headerAll('set-cookie')).toEqual(['a=1', 'b=2']);
-          expect(r.headerAll('x-multi')).toEqual(['one', 'two']);
         } finally {
           c.close();
         }

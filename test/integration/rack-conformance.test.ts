@@ -8,6 +8,9 @@
  * rack.errors...) or in what comes back: before the response that is a 500, after the headers
  * a truncated response. Every test asserts the exact status and body, and the suite ends by
  * asserting that no LintError reached the log.
+ *
+ * The cases every language shares (a chunk-encoded stream, …) run against the same suite.ru in
+ * test/conformance/shared-request-set.test.ts, not here.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -236,19 +239,6 @@ describe('Rack over --http-socket with Rack::Lint (1 process, 1 thread, keep-ali
         expect(r.status).toBe(200);
         expect(r.body.toString()).toBe('chunk-0\nchunk-1\nchunk-2\n');
         expect(await waitForFile(marker)).toBe('closed');
-      } finally {
-        c.close();
-      }
-    }));
-
-  test('a streamed body without Content-Length is chunk-encoded on a keep-alive connection', () =>
-    withLog(async () => {
-      const c = await RawHttpConnection.connect(srv.port);
-      try {
-        await c.write(rawRequest('GET', '/stream?n=5'));
-        const r = await c.readResponse();
-        expect(r.chunked).toBe(true);
-        expect(r.body.toString()).toBe('chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\n');
       } finally {
         c.close();
       }
