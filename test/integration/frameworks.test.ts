@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import { httpRequest } from '../helpers/http-raw.ts';
 import { fixture, PY_FIXTURES, requireExecutable, startServer, SYSTEM_PYTHON, type ServerHandle } from '../helpers/server.ts';
+import { json, sha256 } from '../helpers/assertions.ts';
 
 function requirePythonModule(mod: string): void {
   requireExecutable(SYSTEM_PYTHON, 'Debian\'s python3');
@@ -18,16 +19,6 @@ function requirePythonModule(mod: string): void {
     throw new Error(`${SYSTEM_PYTHON} cannot import ${mod} (apt-get install python3-${mod}): ${(err as { stderr?: Buffer }).stderr?.toString() ?? err}`);
   }
 }
-
-function json(body: Buffer): Record<string, unknown> {
-  try {
-    return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new Error(`expected JSON, got ${JSON.stringify(body.toString('latin1').slice(0, 500))}`);
-  }
-}
-
-const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
 describe('Flask (--wsgi-file flask_app.py --callable app)', () => {
   let srv: ServerHandle;

@@ -20,20 +20,13 @@ import { readProc } from '../helpers/procs.ts';
 import { REPO_ROOT, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 import { exchange, stdVars, uwsgiPacket } from '../helpers/uwsgi-client.ts';
 import { findOrBuildBridgeJar } from '../../plugins/jvm/bridge-jar.ts';
+import { json } from '../helpers/assertions.ts';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'jvm');
 const RING_APP = path.join(FIXTURES, 'ring_app.clj');
 const CLOJURE_JAR = '/usr/share/java/clojure.jar';
 /** Where Forms.java is compiled (once per run). */
 let classes = '';
-
-function json(body: Buffer): Record<string, unknown> {
-  try {
-    return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new Error(`expected JSON, got ${JSON.stringify(body.toString('latin1').slice(0, 500))}`);
-  }
-}
 
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 

@@ -20,31 +20,12 @@ import { chunkEncode, httpRequest, RawHttpConnection, rawRequest } from '../help
 import { startNginx } from '../helpers/nginx.ts';
 import { REPO_ROOT, requireExecutable, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 import { stdVars, uwsgiRequest } from '../helpers/uwsgi-client.ts';
+import { json, md5, waitFor } from '../helpers/assertions.ts';
 
 const LUA = '/usr/bin/lua5.4';
 const LUAJIT = '/usr/bin/luajit';
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'lua');
 const lua = (name: string): string => path.join(FIXTURES, name);
-
-function json(body: Buffer): Record<string, unknown> {
-  try {
-    return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new Error(`expected JSON, got ${JSON.stringify(body.toString('latin1').slice(0, 500))}`);
-  }
-}
-
-const md5 = (b: Buffer | string): string => crypto.createHash('md5').update(b).digest('hex');
-
-async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 10000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 const PIPPO_BODY = '<html><body><p>Hello Wsapi!</p><p>PATH_INFO: /foo</p><p>SCRIPT_NAME: </p></body></html>';
 

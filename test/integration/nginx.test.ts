@@ -8,16 +8,9 @@ import path from 'node:path';
 import { httpRequest } from '../helpers/http-raw.ts';
 import { startNginx, type NginxHandle } from '../helpers/nginx.ts';
 import { PY_FIXTURES, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
+import { json } from '../helpers/assertions.ts';
 
 const APP_ARGS = ['--pythonpath', PY_FIXTURES, '--module', 'suite:application', '--master', '--processes', '4', '--threads', '2'];
-
-function json(body: Buffer): Record<string, unknown> {
-  try {
-    return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new Error(`expected JSON, got ${JSON.stringify(body.toString('latin1').slice(0, 500))}`);
-  }
-}
 
 function suiteThroughNginx(name: string, socket: () => { spec: string; upstream: (srv: ServerHandle) => string }) {
   describe(name, () => {

@@ -19,16 +19,9 @@ import path from 'node:path';
 import { chunkEncode, httpRequest, RawHttpConnection, rawHttp, rawRequest } from '../helpers/http-raw.ts';
 import { assertRuby, rbFixture } from '../helpers/ruby.ts';
 import { sleep, startServer, tmpDir, withServerLog, type ServerHandle, waitForFile } from '../helpers/server.ts';
+import { json } from '../helpers/assertions.ts';
 
 const SUITE = rbFixture('suite.ru');
-
-function json(body: Buffer): Record<string, unknown> {
-  try {
-    return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new Error(`expected JSON, got ${JSON.stringify(body.toString('latin1').slice(0, 500))}`);
-  }
-}
 
 function sha256(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');

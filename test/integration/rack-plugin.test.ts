@@ -16,17 +16,10 @@ import { startNginx, type NginxHandle } from '../helpers/nginx.ts';
 import { assertRuby, rbFixture, RB_FIXTURES, SYSTEM_RUBY } from '../helpers/ruby.ts';
 import { freePort, REPO_ROOT, runTsuwsgi, sleep, startServer, tmpDir, withServerLog, type ServerHandle, waitForFile } from '../helpers/server.ts';
 import { encodeHeader, encodeVars, exchange, stdVars, uwsgiPacket } from '../helpers/uwsgi-client.ts';
+import { json } from '../helpers/assertions.ts';
 
 const FORMS = rbFixture('forms.ru');
 const RACK_HTTP = ['--plugins', 'rack', '--http-socket', '127.0.0.1:0', '--http-socket-modifier1', '7'];
-
-function json(body: Buffer): Record<string, unknown> {
-  try {
-    return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new Error(`expected JSON, got ${JSON.stringify(body.toString('latin1').slice(0, 500))}`);
-  }
-}
 
 beforeAll(() => assertRuby(['rack', 'sinatra/base']));
 
