@@ -17,7 +17,7 @@ export function transformationActions(defs: readonly TransformationDefinition[])
       try {
         make = def.prepare(arg);
       } catch (err) {
-        if (err instanceof RoutingError) throw err;
+        // Every argument error names the rule, whoever threw it (parseKeyValues, the plugin).
         throw new RoutingError(`invalid "${def.name}:" transformation in --${origin.option} "${origin.value}": ${(err as Error).message}`, err);
       }
       // uWSGI's transformation actions return NEXT: the rules after them still run.
@@ -29,14 +29,40 @@ export function transformationActions(defs: readonly TransformationDefinition[])
   }));
 }
 
-/** Split `key=value,key=value` (uWSGI's uwsgi_kvlist_parse, without escapes). */
+/**
+ * Split `key=value,key=value` as uWSGI's uwsgi_kvlist_parse does: a backslash makes the next
+ * character literal (`filename=/tmp/a\,b` names the file `/tmp/a,b`), the first unescaped
+ * `=` of an item separates key and value.
+ */
 export function parseKeyValues(arg: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const part of arg.split(',')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new RoutingError(`"${part}" is not key=value`);
-    out.set(part.slice(0, eq).trim(), part.slice(eq + 1));
+  for (const item of splitEscaped(arg, ',')) {
+    if (item.text === '') continue;
+    const eq = item.separators[0];
+    if (eq === undefined || eq === 0) throw new RoutingError(`"${item.text}" is not key=value`);
+    out.set(item.text.slice(0, eq).trim(), item.text.slice(eq + 1));
   }
   return out;
+}
+
+/** Items of `text` split at unescaped `sep`, unescaped, with the positions of their unescaped `=`. */
+function splitEscaped(text: string, sep: string): Array<{ text: string; separators: number[] }> {
+  const items: Array<{ text: string; separators: number[] }> = [];
+  let cur = '';
+  let eqs: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\\' && i + 1 < text.length) {
+      cur += text[++i];
+    } else if (c === sep) {
+      items.push({ text: cur, separators: eqs });
+      cur = '';
+      eqs = [];
+    } else {
+      if (c === '=') eqs.push(cur.length);
+      cur += c;
+    }
+  }
+  items.push({ text: cur, separators: eqs });
+  return items;
 }

@@ -37,6 +37,18 @@ export interface TransformView extends TransformHead {
    * not sent (it only feeds the later steps, e.g. `tofile`), as in uWSGI.
    */
   write(chunk: Buffer): void;
+  /**
+   * Output bytes now, as the chain's own output (what the last step returns), for a last step
+   * that streams a large body itself instead of returning it (`offload` from its temp file).
+   * Like any chain output, it is not sent when a `flush` already sent the body.
+   */
+  send(chunk: Buffer): void;
+  /**
+   * Resolves when the client can take more after write()/send() (immediately when it is not
+   * paused), so a step that sends a large body itself keeps memory bounded instead of queueing
+   * the whole file in the socket.
+   */
+  drained(): Promise<void>;
 }
 
 /** One transformation instance, attached to one request. */
@@ -65,6 +77,11 @@ export interface Transformation {
    * its own, like fixcl), so the front end frames the body by chunked encoding or close.
    */
   readonly preservesLength?: boolean;
+  /**
+   * The step only works at the end of the chain (`offload`, which sends the body itself): the
+   * chain refuses the response (500 and a logged error) when another step follows it.
+   */
+  readonly mustBeLast?: boolean;
   /** The response failed or the client left: free resources (gzip's zlib stream). */
   dispose?(): void;
 }

@@ -75,6 +75,10 @@ class TransformChain implements ResponseSink {
   /** The front end asked us to wait (body() returned false). */
   private paused = false;
   private drainWaiters: Array<() => void> = [];
+  /** TransformView.drained() callers waiting for the front end to drain. */
+  private viewDrainWaiters: Array<() => void> = [];
+  /** A step that must be last (offload) is followed by another: the response is refused at its head. */
+  private readonly misplaced: TransformError | null;
   private done = false;
   private abort: (() => void) | null = null;
   close?: () => void;
@@ -96,7 +100,20 @@ class TransformChain implements ResponseSink {
       write(chunk: Buffer) {
         chain.flushOut(chunk);
       },
+      send(chunk: Buffer) {
+        chain.emit(chunk);
+      },
+      drained() {
+        return chain.paused && !chain.done ? new Promise<void>((resolve) => chain.viewDrainWaiters.push(resolve)) : Promise.resolve();
+      },
     };
+    const last = steps.findIndex((s, i) => s.mustBeLast === true && i < steps.length - 1);
+    this.misplaced =
+      last < 0
+        ? null
+        : new TransformError(
+            `"${steps[last]!.name}:" must be the last transformation of the chain, but "${steps[last + 1]!.name}:" follows it: move the rule that adds "${steps[last]!.name}:" after the other transformation rules (docs/transformations.md)`,
+          );
     if (sink.close) {
       const close = sink.close.bind(sink);
       this.close = () => {
@@ -113,6 +130,9 @@ class TransformChain implements ResponseSink {
     this.view.reason = h.reason;
     this.view.headers = [...h.headers];
     this.appContentLength = getHeader(h.headers, 'Content-Length');
+    // uWSGI lets a misplaced offload corrupt the response ("hellish things will happen");
+    // refusing it with a log line that says what to move is kinder.
+    if (this.misplaced) this.broken(this.misplaced);
   }
 
   body(chunk: Buffer): boolean {
@@ -222,7 +242,7 @@ class TransformChain implements ResponseSink {
   }
 
   private emit(buf: Buffer): void {
-    if (buf.length === 0 || this.flushed) return;
+    if (buf.length === 0 || this.flushed || this.done) return;
     this.sendHead(null);
     if (!this.sink.body(buf)) this.pauseSink();
   }
@@ -269,8 +289,15 @@ class TransformChain implements ResponseSink {
     this.paused = true;
     this.sink.onDrain(() => {
       this.paused = false;
+      this.wakeViewWaiters();
       this.maybeDrain();
     });
+  }
+
+  private wakeViewWaiters(): void {
+    const waiters = this.viewDrainWaiters;
+    this.viewDrainWaiters = [];
+    for (const cb of waiters) cb();
   }
 
   private maybeDrain(): void {
@@ -298,6 +325,8 @@ class TransformChain implements ResponseSink {
     this.ops.length = 0;
     this.buffered = [];
     this.abort = null;
+    // A step waiting in drained() must not hang: it sees its dispose() and gives up.
+    this.wakeViewWaiters();
     for (const s of this.steps) {
       try {
         s.dispose?.();
