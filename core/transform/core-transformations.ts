@@ -24,16 +24,21 @@ const flush: TransformationDefinition = {
 function contentLength(name: string): TransformationDefinition {
   return {
     name,
-    prepare: () => (): Transformation => ({
-      name,
-      streaming: false,
-      preservesLength: true,
-      transform(body: Buffer, view: TransformView) {
-        // A later delheader:Content-Length still wins (routing's edits apply after the chain).
-        if (!view.sent) setHeader(view.headers, 'Content-Length', String(body.length));
-        return body;
-      },
-    }),
+    prepare: () => (ctx): Transformation => {
+      // A HEAD response carries no body through the chain (the core drops it before the
+      // transformations), so its size says nothing: keep the app's Content-Length.
+      const head = ctx.getVar('REQUEST_METHOD') === 'HEAD';
+      return {
+        name,
+        streaming: false,
+        preservesLength: true,
+        transform(body: Buffer, view: TransformView) {
+          // A later delheader:Content-Length still wins (routing's edits apply after the chain).
+          if (!view.sent && !head) setHeader(view.headers, 'Content-Length', String(body.length));
+          return body;
+        },
+      };
+    },
   };
 }
 

@@ -265,6 +265,13 @@ describe('toupper, tofile, template, flush, forcecl, routing answers and static 
     expect(r.headers['transfer-encoding']).toBeUndefined();
   });
 
+  it('forcecl keeps the app\'s Content-Length on a HEAD request (no body passes through the chain)', async () => {
+    const r = await get(srv, '/plain', { method: 'HEAD', headers: { 'X-T': 'forcecl' } });
+    expect(r.status).toBe(200);
+    expect(r.headers['content-length']).toBe('5');
+    expect(r.body.length).toBe(0);
+  });
+
   it('fixcl after gzip sets the compressed length', async () => {
     // /plain: any path the app does not know answers "hello" (and no toupper rule matches it).
     const r = await get(srv, '/plain', { headers: { 'X-T': 'gzipcl' } });
