@@ -82,6 +82,10 @@ function onConnection(o: UwsgiFrontendOptions, socket: net.Socket): void {
       socket.destroy();
       return;
     }
+    // Hold the rest of the body in the socket until the pipeline pipes it (it may first wait
+    // for a free bridge connection): a flowing socket without a 'data' listener drops bytes.
+    // Without more body to come the socket keeps flowing, so a client that leaves is noticed.
+    if (contentLength > rest.length) socket.pause();
     const method = getVar(vars, 'REQUEST_METHOD') ?? '';
     const handled = o.pipeline.handle(
       {
@@ -116,13 +120,19 @@ function socketBody(socket: net.Socket, first: Buffer, length: number): BodySour
   return {
     pipe(write, waitDrain, done) {
       let left = length;
+      /** The bridge asked us to wait (write returned false) and has not drained yet. */
+      let paused = false;
       const push = (d: Buffer): void => {
         if (left <= 0) return;
         const part = d.length > left ? d.subarray(0, left) : d;
         left -= part.length;
         if (!write(part)) {
+          paused = true;
           socket.pause();
-          waitDrain(() => socket.resume());
+          waitDrain(() => {
+            paused = false;
+            socket.resume();
+          });
         }
         if (left === 0) {
           socket.off('data', push);
@@ -130,7 +140,12 @@ function socketBody(socket: net.Socket, first: Buffer, length: number): BodySour
         }
       };
       if (first.length) push(first);
-      if (left > 0) socket.on('data', push);
+      if (left > 0) {
+        socket.on('data', push);
+        // The front end paused the socket until now (see onConnection); a write() that asked
+        // for backpressure above keeps it paused until its drain.
+        if (!paused) socket.resume();
+      }
     },
   };
 }
