@@ -96,6 +96,17 @@ function serveMode(value: string | undefined): FileServeMode {
  * static-map, static-map2): then requests never pay for static checks.
  */
 export function staticPlanFrom(options: ResolvedOptions): StaticPlan | null {
+  const plan = staticRulesFrom(options);
+  const sources = plan.checkStatic.length + plan.maps.length + plan.maps2.length + (plan.checkDocroot ? 1 : 0);
+  return sources > 0 ? plan : null;
+}
+
+/**
+ * Every static option read into a plan, whether or not a lookup source is set: the routing
+ * `static:` action serves files with the same rules (MIME, expires, gzip, ranges, serve mode,
+ * index, skip-ext, static-safe) without any lookup option.
+ */
+export function staticRulesFrom(options: ResolvedOptions): StaticPlan {
   const plan: StaticPlan = {
     checkStatic: options.all('check-static'),
     checkDocroot: options.flag('check-static-docroot'),
@@ -126,6 +137,5 @@ export function staticPlanFrom(options: ResolvedOptions): StaticPlan | null {
     honourRange: options.flag('honour-range'),
   };
   for (const r of plan.gzip.regexps) checkRegexp('static-gzip', r);
-  const sources = plan.checkStatic.length + plan.maps.length + plan.maps2.length + (plan.checkDocroot ? 1 : 0);
-  return sources > 0 ? plan : null;
+  return plan;
 }

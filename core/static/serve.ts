@@ -106,11 +106,16 @@ export async function serveStatic(cfg: StaticServeConfig, found: FoundFile, vars
     sink.end();
     return;
   }
-  await streamBody(file, start, end, length, headers, status, sink);
+  await streamFile(file, start, end, makeHead(status, headers, length), sink);
 }
 
-/** Open first, so a file that vanished since stat() is still a clean error before any header. */
-async function streamBody(file: string, start: number, end: number, length: number, headers: string[], status: number, sink: ResponseSink): Promise<void> {
+/**
+ * Send bytes start..end (inclusive) of `file` after `head`. Open first, so a file that
+ * vanished since stat() is still a clean error (a rejection) before any header. Also used by
+ * the routing `file:` actions, which build their own head.
+ */
+export async function streamFile(file: string, start: number, end: number, head: ResponseHead, sink: ResponseSink): Promise<void> {
+  const length = end - start + 1;
   const handle = await fs.promises.open(file, 'r');
   if (length <= READ_CHUNK) {
     // Small files (the common static asset): one read, no stream machinery; the close is not waited for.
@@ -122,12 +127,12 @@ async function streamBody(file: string, start: number, end: number, length: numb
       handle.close().catch(() => undefined);
     }
     if (buf.length !== length) throw new Error(`file shrank to ${start + buf.length} bytes since stat()`);
-    sink.head(makeHead(status, headers, length));
+    sink.head(head);
     sink.body(buf);
     sink.end();
     return;
   }
-  sink.head(makeHead(status, headers, length));
+  sink.head(head);
   const stream = fs.createReadStream('', { fd: handle, start, end, highWaterMark: READ_CHUNK, autoClose: true });
   let sent = 0;
   let done = false;

@@ -16,6 +16,17 @@ import type { StaticPlan } from './plan.ts';
 import { loggedSink } from './request-log.ts';
 import { serveStatic, type StaticServeConfig } from './serve.ts';
 
+/** What serveStatic() needs from a plan (the MIME files are read here, once). */
+export function serveConfigFrom(plan: StaticPlan, warn: (line: string) => void): StaticServeConfig {
+  return {
+    mime: MimeTable.load(plan.mimeFiles, warn),
+    expires: compileExpires(plan.expires),
+    gzip: new GzipRules(plan.gzip),
+    serveMode: plan.serveMode,
+    honourRange: plan.honourRange,
+  };
+}
+
 export class StaticFiles {
   readonly config: StaticServeConfig;
   private readonly lookup: StaticLookup;
@@ -29,13 +40,7 @@ export class StaticFiles {
     this.workerId = workerId;
     const warn = (line: string): void => log.warn(line);
     this.lookup = new StaticLookup(plan, warn);
-    this.config = {
-      mime: MimeTable.load(plan.mimeFiles, warn),
-      expires: compileExpires(plan.expires),
-      gzip: new GzipRules(plan.gzip),
-      serveMode: plan.serveMode,
-      honourRange: plan.honourRange,
-    };
+    this.config = serveConfigFrom(plan, warn);
   }
 
   /**

@@ -2,12 +2,13 @@
  * router_expires (spec/subsystems.md §6.6): `expires:filename=<f>,value=<secs>` (or `file=`)
  * adds `Expires:` = the file's mtime + value; `expires:unix=<epoch>,value=<secs>` uses the
  * given time instead (NEXT). Every value is expanded per request (e.g. `unix=${time[unix]}`).
- * A file that cannot be stat()ed adds no header (logged), as a missing file is a request-time
- * condition, not a config error.
+ * A file that cannot be stat()ed adds no header and routing goes on (logged); uWSGI closes the
+ * request instead, which turns a missing asset into a dropped connection.
  */
 import fs from 'node:fs';
 import { definePlugin, PLUGIN_API_VERSION } from '../../core/plugins/api.ts';
 import { RoutingError } from '../../core/errors.ts';
+import type { RouteOutcome } from '../../core/routing/api.ts';
 import { parseKeyvals } from '../router_hash/index.ts';
 
 /** An integer as C's atoi reads it: leading digits (with sign), anything else 0. */
@@ -29,12 +30,13 @@ export default definePlugin({
         const unix = kv.get('unix');
         const value = kv.get('value');
         if (!file && !unix) throw new RoutingError(`"expires:" needs filename= (or file=) or unix= in --${origin.option} "${origin.value}"`);
-        return (ctx) => {
+        return async (ctx): Promise<RouteOutcome> => {
           let base: number;
           if (file) {
             const f = ctx.expand(file);
             try {
-              base = Math.floor(fs.statSync(f).mtimeMs / 1000);
+              // fs.promises: a stat on a slow disk must not stall every other request of the worker.
+              base = Math.floor((await fs.promises.stat(f)).mtimeMs / 1000);
             } catch (err) {
               ctx.log(`expires: unable to stat() ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
               return 'next';
