@@ -71,8 +71,15 @@ export interface RouteResponse {
   addHeader(name: string, value: string): void;
   /** Drop every header of that name (case-insensitive), from the app's and from addHeader's. */
   delHeader(name: string): void;
-  /** Forget every header prepared so far and answer with this status instead (`clearheaders:`). */
-  clearHeaders(statusLine: string): void;
+  /**
+   * `clearheaders:` — uWSGI's "prepare the headers again": forget the status and headers
+   * prepared so far and use this status line instead (in the response chain: the app's
+   * response becomes that status; in the request chain: the head sent if the request ends
+   * without a response). Headers from `addheader`/`delheader` stay, as in uWSGI. Returns what
+   * the action returns: the error chain runs again for the new status and may stop the
+   * response ('break'); an invalid status line is a 'break' too.
+   */
+  clearHeaders(statusLine: string): RouteOutcome | Promise<RouteOutcome>;
   /**
    * Answer the request from routing (break, return, redirect, basicauth, static…): the head
    * goes through the same header edits and transformations as an app response.

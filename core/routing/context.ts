@@ -42,7 +42,7 @@ export class RequestRouteContext implements RouteContext {
   readonly startedAt: number;
   readonly body: BodySource | null;
   readonly contentLength: number;
-  /** Set by `goto:`, consumed by the engine after the action returns. */
+  /** Set by `goto:`, consumed by the engine after the action returns (each chain run saves and restores it). */
   pendingGoto: string | null = null;
   /** `donotlog:` — the request log line is skipped. */
   noLog = false;
@@ -80,6 +80,14 @@ export class RequestRouteContext implements RouteContext {
         return;
       }
     }
+    this.vars.push([name, value]);
+  }
+
+  /**
+   * Append a request var even when one of that name exists (uWSGI's uwsgi_req_append, used by
+   * --collect-header/--pull-header): the first one stays what ${VAR} reads.
+   */
+  appendVar(name: string, value: string): void {
     this.vars.push([name, value]);
   }
 

@@ -155,6 +155,16 @@ export const CORE_ACTIONS: readonly RouteActionDefinition[] = [
       };
     },
   },
+  {
+    // uWSGI's "prepare the headers again" (see RouteResponse.clearHeaders): useful in the
+    // response chain, to turn any response into another status.
+    name: 'clearheaders',
+    aliases: ['resetheaders'],
+    prepare(arg, origin) {
+      if (arg.trim().length < 3) throw new RoutingError(`"clearheaders:${arg}" in ${where(origin)}: the argument must be a status line such as "404 Not Found" or "404"`);
+      return (ctx) => ctx.response.clearHeaders(ctx.expand(arg));
+    },
+  },
   setVarAction('setapp', 'UWSGI_APPID'),
   {
     name: 'setuser',

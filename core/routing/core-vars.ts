@@ -24,7 +24,10 @@ function uwsgiVar(key: string, ctx: RouteContext): string {
     case 'uuid':
       return randomUUID();
     case 'status':
-      return String(ctx.status);
+      // uWSGI sets 500 as the default status when it parses the request vars, before any
+      // rule runs, so the request chain sees 500 until a response exists (checked against
+      // uWSGI 2.0.21 by test/differential/routing-vs-uwsgi.test.ts).
+      return String(ctx.status || 500);
     case 'rtime':
       return String(Math.max(0, Date.now() - ctx.startedAt) * 1000);
     case 'sor':
@@ -51,6 +54,7 @@ export const CORE_VARS: readonly RouteVarDefinition[] = [
   },
   { name: 'httptime', get: (key) => new Date(Date.now() + (Number.parseInt(key, 10) || 0) * 1000).toUTCString() },
   { name: 'base64', get: (key, ctx) => Buffer.from(ctx.getVar(key) ?? '').toString('base64') },
-  { name: 'hex', get: (key, ctx) => Buffer.from(ctx.getVar(key) ?? '').toString('hex') },
+  // Upper-case digits, as uWSGI 2.0.21 prints them (`${hex[REQUEST_METHOD]}` → 474554, `/` → 2F).
+  { name: 'hex', get: (key, ctx) => Buffer.from(ctx.getVar(key) ?? '').toString('hex').toUpperCase() },
   { name: 'uwsgi', get: uwsgiVar },
 ];

@@ -1,28 +1,58 @@
 /**
- * Response header edits made by routing (addheader, delheader, clearheaders), applied to the
- * app's ResponseHead as it passes through, and to routing's own responses.
+ * Response header edits made by routing (addheader, delheader) and by the server-wide header
+ * options (--add-header, --del-header), applied to the head of every response — the app's, routing's own, a static file's — when
+ * it goes out, as uWSGI adds its "additional headers" when it writes the headers.
  */
 import type { ResponseSink } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
-import type { RouteResponse } from './api.ts';
+import type { RouteOutcome, RouteResponse } from './api.ts';
+
+/** The server-wide header options, compiled once (core/routing/header-options.ts). */
+export interface HeaderOptions {
+  /** --add-header, as [name, value, …], added to every response before routing's addheaders. */
+  readonly add: readonly string[];
+  /** --del-header / --rem-header, lower-cased. */
+  readonly del: ReadonlySet<string>;
+  /** --collect-header: lower-cased header name → request vars that get its value. */
+  readonly collect: ReadonlyMap<string, readonly string[]>;
+  /** --pull-header: like collect, and the header is not sent. */
+  readonly pull: ReadonlyMap<string, readonly string[]>;
+}
+
+export const NO_HEADER_OPTIONS: HeaderOptions = { add: [], del: new Set(), collect: new Map(), pull: new Map() };
 
 export class RouteResponseEdits implements RouteResponse {
   headersSent = false;
+  /** Someone asked for the answer sink: routing is answering (or has answered) the request. */
+  answered = false;
   /** Flattened [name, value, …] added by addheader, in order. */
   readonly added: string[] = [];
-  /** Lower-cased names dropped from the app's headers. */
+  /** Lower-cased names dropped from the response (delheader). */
   readonly removed = new Set<string>();
-  /** A clearheaders status line ("404 Not Found"), or null. */
-  cleared: string | null = null;
+  /**
+   * A `clearheaders:` status line given while no response was in flight (request chain): the
+   * head sent when the request ends without one (uWSGI writes prepared headers at close).
+   */
+  prepared: string | null = null;
+  /**
+   * Set by the response chains (core/routing/response-chains.ts) while a response head is
+   * being prepared: clearheaders then rewrites that head and re-runs the error chain.
+   */
+  onClear: ((statusLine: string) => RouteOutcome | Promise<RouteOutcome>) | null = null;
+  /** Set while the error/response chain runs: routing's answers replace the response in flight. */
+  answerSink: (() => ResponseSink) | null = null;
+  readonly headerOptions: HeaderOptions;
   private readonly makeSink: () => ResponseSink;
 
-  constructor(makeSink: () => ResponseSink) {
+  constructor(makeSink: () => ResponseSink, headerOptions: HeaderOptions = NO_HEADER_OPTIONS) {
     this.makeSink = makeSink;
+    this.headerOptions = headerOptions;
   }
 
-  /** True when an app response must go through apply(). */
+  /** True when a response must go through apply(). */
   get active(): boolean {
-    return this.added.length > 0 || this.removed.size > 0 || this.cleared !== null;
+    const o = this.headerOptions;
+    return this.added.length > 0 || this.removed.size > 0 || o.add.length > 0 || o.del.size > 0;
   }
 
   addHeader(name: string, value: string): void {
@@ -36,40 +66,52 @@ export class RouteResponseEdits implements RouteResponse {
     for (let i = this.added.length - 2; i >= 0; i -= 2) if (this.added[i]!.toLowerCase() === lower) this.added.splice(i, 2);
   }
 
-  clearHeaders(statusLine: string): void {
-    this.cleared = statusLine;
-    this.added.length = 0;
-    this.removed.clear();
+  clearHeaders(statusLine: string): RouteOutcome | Promise<RouteOutcome> {
+    if (this.onClear) return this.onClear(statusLine);
+    this.prepared = statusLine;
+    return 'next';
+  }
+
+  /** Is this header dropped (--del-header, delheader)? */
+  isRemoved(lowerName: string): boolean {
+    return this.removed.has(lowerName) || this.headerOptions.del.has(lowerName);
   }
 
   sink(): ResponseSink {
-    return this.makeSink();
+    this.answered = true;
+    const sink = this.answerSink ? this.answerSink() : this.makeSink();
+    // Actions read headersSent right after writing their head (static, file: "did I answer?"),
+    // even when the response chains still hold that head: it counts as sent from here.
+    const out: ResponseSink = {
+      head: (h) => {
+        this.headersSent = true;
+        sink.head(h);
+      },
+      body: (chunk) => sink.body(chunk),
+      onDrain: (cb) => sink.onDrain(cb),
+      bindAbort: (abort) => sink.bindAbort(abort),
+      end: () => sink.end(),
+      fail: (status, reason) => sink.fail(status, reason),
+    };
+    if (sink.close) out.close = sink.close.bind(sink);
+    if (sink.framesChunked) out.framesChunked = true;
+    return out;
   }
 
-  /** The head as the client gets it. */
+  /**
+   * The head as the client gets it: the response's own headers minus the removed ones, then
+   * --add-header's, then routing's addheaders. As in uWSGI (checked against 2.0.21), the added
+   * headers are not filtered by --del-header nor pulled/collected: uWSGI adds them as raw
+   * lines, with no name to compare. `delheader` does drop the addheaders made before it.
+   */
   apply(head: ResponseHead): ResponseHead {
     if (!this.active) return head;
-    let statusCode = head.statusCode;
-    let reason = head.reason;
     const headers: string[] = [];
-    if (this.cleared !== null) {
-      const m = /^(\d{3})\s*(.*)$/.exec(this.cleared.trim());
-      if (m) {
-        statusCode = Number(m[1]);
-        reason = m[2] ?? '';
-      }
-      // Framing headers survive: the body that follows still needs them.
-      for (let i = 0; i < head.headers.length; i += 2) {
-        const n = head.headers[i]!.toLowerCase();
-        if (n === 'content-length' || n === 'transfer-encoding') headers.push(head.headers[i]!, head.headers[i + 1]!);
-      }
-    } else {
-      for (let i = 0; i < head.headers.length; i += 2) {
-        if (!this.removed.has(head.headers[i]!.toLowerCase())) headers.push(head.headers[i]!, head.headers[i + 1]!);
-      }
+    for (let i = 0; i < head.headers.length; i += 2) {
+      if (!this.isRemoved(head.headers[i]!.toLowerCase())) headers.push(head.headers[i]!, head.headers[i + 1]!);
     }
-    headers.push(...this.added);
-    return { ...head, statusCode, reason, headers, ...headerStats(statusCode, reason, headers) };
+    headers.push(...this.headerOptions.add, ...this.added);
+    return { ...head, headers, ...headerStats(head.statusCode, head.reason, headers) };
   }
 }
 
@@ -82,7 +124,7 @@ export function headerStats(statusCode: number, reason: string, headers: readonl
 
 /** Wrap a sink so the head it receives goes through the routing edits first. */
 export function editingSink(sink: ResponseSink, edits: RouteResponseEdits): ResponseSink {
-  return {
+  const out: ResponseSink = {
     head(h) {
       edits.headersSent = true;
       sink.head(edits.apply(h));
@@ -93,4 +135,8 @@ export function editingSink(sink: ResponseSink, edits: RouteResponseEdits): Resp
     end: () => sink.end(),
     fail: (status, reason) => sink.fail(status, reason),
   };
+  // Keep the optional capabilities: routing's bare `break:` closes through here.
+  if (sink.close) out.close = sink.close.bind(sink);
+  if (sink.framesChunked) out.framesChunked = true;
+  return out;
 }

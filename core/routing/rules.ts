@@ -1,10 +1,12 @@
 /**
- * Rule parsing (spec/subsystems.md §6.2): turn the request chain's options, in the order they
- * were given across all the different option names, into rule specs. Nothing here knows
- * which actions exist; core/routing/table.ts resolves names against the registered plugins.
+ * Rule parsing (spec/subsystems.md §6.2): turn each chain's options, in the order they were
+ * given across all the different option names, into rule specs. The request chain's options
+ * are `route*`; the error, response and final chains repeat the same set with their prefix
+ * (`error-route-if`, `final-route-run`…) plus `*-route-status`. Nothing here knows which
+ * actions exist; core/routing/table.ts resolves names against the registered plugins.
  */
 import { RoutingError } from '../errors.ts';
-import type { RuleOrigin } from './api.ts';
+import type { RouteChainName, RuleOrigin } from './api.ts';
 
 /** Subject options of the request chain and the request var each one matches. */
 export const SUBJECT_OPTIONS: Readonly<Record<string, string>> = {
@@ -20,8 +22,28 @@ export const SUBJECT_OPTIONS: Readonly<Record<string, string>> = {
 
 export const REQUEST_CHAIN_OPTIONS: readonly string[] = [...Object.keys(SUBJECT_OPTIONS), 'route-label', 'route-if', 'route-if-not', 'route-run'];
 
+export const CHAIN_NAMES: readonly RouteChainName[] = ['request', 'error', 'response', 'final'];
+
+/** `error-route-if` → `route-if`: what the rule option is, whatever its chain. */
+const CHAIN_PREFIX: Readonly<Record<RouteChainName, string>> = { request: '', error: 'error-', response: 'response-', final: 'final-' };
+
+/**
+ * The rule options of one chain, in a fixed order. `*-route-status` exists only on the error,
+ * response and final chains: the request chain runs before there is a status (uWSGI has no
+ * `route-status`).
+ */
+export function chainOptions(chain: RouteChainName): readonly string[] {
+  if (chain === 'request') return REQUEST_CHAIN_OPTIONS;
+  const prefix = CHAIN_PREFIX[chain];
+  return [...REQUEST_CHAIN_OPTIONS.map((o) => prefix + o), `${prefix}route-status`];
+}
+
+/** Every rule option of every chain (for "is any routing configured"). */
+export const ALL_CHAIN_OPTIONS: ReadonlySet<string> = new Set(CHAIN_NAMES.flatMap((c) => chainOptions(c)));
+
 export type RuleSpec =
   | { kind: 'subject'; subjectVar: string; regex: RegExp; action: string; arg: string; origin: RuleOrigin }
+  | { kind: 'status'; status: number; action: string; arg: string; origin: RuleOrigin }
   | { kind: 'label'; label: string; origin: RuleOrigin }
   | { kind: 'if'; negate: boolean; condition: string; condArgs: string; action: string; arg: string; origin: RuleOrigin }
   | { kind: 'run'; action: string; arg: string; origin: RuleOrigin };
@@ -58,15 +80,33 @@ export function compileRegex(source: string, origin: RuleOrigin): RegExp {
   }
 }
 
+/** Which chain an option belongs to (`final-route-run` → final), or null for none. */
+export function chainOf(option: string): RouteChainName | null {
+  for (const c of CHAIN_NAMES) if (chainOptions(c).includes(option)) return c;
+  return null;
+}
+
+/** Parse one rule option of any chain (`route-if`, `error-route-status`, `final-route-run`…). */
 export function parseRule(option: string, value: string): RuleSpec {
   const origin: RuleOrigin = { option, value };
-  const subjectVar = SUBJECT_OPTIONS[option];
+  const chain = chainOf(option);
+  if (chain === null) throw new RoutingError(`--${option} is not a routing rule option; the rule options are route, route-host, route-if… and their error-, response- and final- versions (docs/routing.md)`);
+  // The chain's own prefix off: every chain parses the same way.
+  const base = option.slice(CHAIN_PREFIX[chain].length);
+  if (base === 'route-status') {
+    const [code, actionText] = splitAtSpace(value, origin, 'STATUS');
+    // uWSGI reads it with atoi (so "40x" would silently be 40 and never match what was meant).
+    if (!/^\d+$/.test(code)) throw new RoutingError(`invalid status "${code}" in ${describe(origin)}: write ${option} = CODE ACTION:ARGS, CODE an HTTP status such as 404`);
+    const [action, arg] = splitAction(actionText, origin);
+    return { kind: 'status', status: Number(code), action, arg, origin };
+  }
+  const subjectVar = SUBJECT_OPTIONS[base];
   if (subjectVar !== undefined) {
     const [re, actionText] = splitAtSpace(value, origin, 'REGEXP');
     const [action, arg] = splitAction(actionText, origin);
     return { kind: 'subject', subjectVar, regex: compileRegex(re, origin), action, arg, origin };
   }
-  switch (option) {
+  switch (base) {
     case 'route-label':
       return { kind: 'label', label: value, origin };
     case 'route-run': {
@@ -81,18 +121,24 @@ export function parseRule(option: string, value: string): RuleSpec {
         throw new RoutingError(`invalid route-if syntax in ${describe(origin)}: "${condText}" is not CONDITION:ARGS (e.g. "equal:\${qs[a]};1")`);
       }
       const [action, arg] = splitAction(actionText, origin);
-      return { kind: 'if', negate: option === 'route-if-not', condition: condText.slice(0, colon), condArgs: condText.slice(colon + 1), action, arg, origin };
+      return { kind: 'if', negate: base === 'route-if-not', condition: condText.slice(0, colon), condArgs: condText.slice(colon + 1), action, arg, origin };
     }
     default:
-      throw new RoutingError(`--${option} is not a request-chain routing option`);
+      throw new RoutingError(`--${option} is not a routing rule option`);
   }
+}
+
+/** One chain's rules, in declaration order across every rule option of that chain. */
+export function parseChain(chain: RouteChainName, entries: ReadonlyArray<{ key: string; value: string }>): RuleSpec[] {
+  const options = chainOptions(chain);
+  const out: RuleSpec[] = [];
+  for (const e of entries) {
+    if (options.includes(e.key)) out.push(parseRule(e.key, e.value));
+  }
+  return out;
 }
 
 /** The request chain's rules, in declaration order across every rule option. */
 export function parseRequestChain(entries: ReadonlyArray<{ key: string; value: string }>): RuleSpec[] {
-  const out: RuleSpec[] = [];
-  for (const e of entries) {
-    if (REQUEST_CHAIN_OPTIONS.includes(e.key)) out.push(parseRule(e.key, e.value));
-  }
-  return out;
+  return parseChain('request', entries);
 }

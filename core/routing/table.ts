@@ -10,6 +10,7 @@ import type { RuleSpec } from './rules.ts';
 
 export type CompiledRule =
   | { kind: 'subject'; subjectVar: string; regex: RegExp; run: RouteActionRunner; origin: RuleOrigin; text: string }
+  | { kind: 'status'; status: number; run: RouteActionRunner; origin: RuleOrigin; text: string }
   | { kind: 'label'; label: string; origin: RuleOrigin; text: string }
   | { kind: 'if'; negate: boolean; test: (ctx: RouteContext) => boolean | Promise<boolean>; run: RouteActionRunner; origin: RuleOrigin; text: string }
   | { kind: 'run'; run: RouteActionRunner; origin: RuleOrigin; text: string };
@@ -47,6 +48,8 @@ export function compileTable(specs: readonly RuleSpec[], defs: RouteDefinitions,
         return { kind: 'label', label: spec.label, origin: spec.origin, text };
       case 'subject':
         return { kind: 'subject', subjectVar: spec.subjectVar, regex: spec.regex, run: prepareAction(spec.action, spec.arg, spec.origin, defs, hint), origin: spec.origin, text };
+      case 'status':
+        return { kind: 'status', status: spec.status, run: prepareAction(spec.action, spec.arg, spec.origin, defs, hint), origin: spec.origin, text };
       case 'run':
         return { kind: 'run', run: prepareAction(spec.action, spec.arg, spec.origin, defs, hint), origin: spec.origin, text };
       case 'if': {

@@ -10,6 +10,10 @@ import { encodePacket, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uws
 import type { RequestLogger } from '../logging/worker-log.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import type { RequestRouteContext } from '../routing/context.ts';
+import type { ChainResult } from '../routing/engine.ts';
+import { finalChainSink } from '../routing/final-chain.ts';
+import { parseStatusLine, respond } from '../routing/respond.ts';
+import { ChainedResponse } from '../routing/response-chains.ts';
 import { editingSink } from '../routing/response-edits.ts';
 import type { RequestRouter } from '../routing/router.ts';
 import type { StaticFiles } from '../static/static-files.ts';
@@ -75,32 +79,52 @@ export class RequestPipeline {
   /** Route a request. Returns false when the modifier is unavailable (the front end closes the connection, as uWSGI). */
   handle(req: CoreRequest, sink: ResponseSink): boolean {
     const router = this.o.router;
-    if (router) {
-      if (!this.route(req.modifier1)) {
-        this.o.log.warn(`-- unavailable modifier requested: ${req.modifier1} --`);
-        return false;
-      }
-      this.routeThenDispatch(router, req, sink).catch((err: Error) => {
-        this.o.log.error(`internal routing failed for ${req.uri}: ${err.message}`);
-        sink.fail(500, 'Internal Server Error');
-      });
-      return true;
+    if (!router) return this.dispatch(req, sink, null);
+    if (!this.route(req.modifier1)) {
+      this.o.log.warn(`-- unavailable modifier requested: ${req.modifier1} --`);
+      return false;
     }
-    return this.dispatch(req, sink, null);
+    let ctx: RequestRouteContext | null = null;
+    // The final chain wraps the client sink once: whoever answers (app, routing, static
+    // file, an error), it runs when that response is over.
+    const front = router.tables.final ? finalChainSink(sink, router.tables.final, () => ctx, (line) => this.o.log.error(line)) : sink;
+    const c = router.context(req, (rc) => this.routedSink(req, front, rc));
+    ctx = c;
+    const failed = (err: Error): void => {
+      this.o.log.error(`internal routing failed for ${req.uri}: ${err.message}`);
+      front.fail(500, 'Internal Server Error');
+    };
+    try {
+      const result = router.runRequestChain(c);
+      if (typeof (result as Promise<ChainResult>).then === 'function') {
+        (result as Promise<ChainResult>).then((r) => this.afterRequestChain(r, req, front, c)).catch(failed);
+      } else {
+        this.afterRequestChain(result as ChainResult, req, front, c);
+      }
+    } catch (err) {
+      failed(err as Error);
+    }
+    return true;
   }
 
   /**
-   * The request chain runs before the app (spec/subsystems.md §6.1): it may answer itself
-   * (break, return, redirect…), close the request, or change vars and modifiers first.
+   * After the request chain (spec/subsystems.md §6.1), which runs before the app: it may have
+   * answered itself (break, return, redirect…), closed the request, or changed vars and
+   * modifiers for the dispatch.
    */
-  private async routeThenDispatch(router: RequestRouter, req: CoreRequest, sink: ResponseSink): Promise<void> {
-    const { result, ctx } = await router.route(req, (c) => this.routedSink(req, sink, c));
+  private afterRequestChain(result: ChainResult, req: CoreRequest, sink: ResponseSink, ctx: RequestRouteContext): void {
     if (result === 'break') {
-      // BREAK without a response (bare `break:`, an error, a backward goto): close, as uWSGI.
-      if (!ctx.response.headersSent) {
-        if (sink.close) sink.close();
-        else sink.fail(500, 'Internal Server Error');
+      if (ctx.response.answered) return;
+      // `clearheaders:` prepared a head and nothing answered: uWSGI writes prepared headers
+      // when the request closes, so that status goes out with no body.
+      const prepared = ctx.response.prepared === null ? null : parseStatusLine(ctx.response.prepared);
+      if (prepared) {
+        respond(ctx, prepared[0], prepared[1], [], null);
+        return;
       }
+      // BREAK without a response (bare `break:`, an error, a backward goto): close, as uWSGI.
+      if (sink.close) sink.close();
+      else sink.fail(500, 'Internal Server Error');
       return;
     }
     // Actions may have rewritten the method, URI and modifiers the log and dispatch use.
@@ -115,6 +139,17 @@ export class RequestPipeline {
     }
   }
 
+  /**
+   * A response tsuwsgi makes itself before any app answered (no app, no bridge, a packet too
+   * big). With the error/response chains or error pages configured it goes through them and
+   * is logged, as uWSGI's managed responses (uwsgi_404, uwsgi_500) are; otherwise the front
+   * end answers it directly.
+   */
+  private failRequest(req: CoreRequest, sink: ResponseSink, routed: RequestRouteContext | null, status: number, reason: string): void {
+    if (routed && this.o.router?.chainsResponses) this.routedSink(req, sink, routed).fail(status, reason);
+    else sink.fail(status, reason);
+  }
+
   private dispatch(req: CoreRequest, sink: ResponseSink, routed: RequestRouteContext | null, staticChecked = false): boolean {
     // Static files (§17) answer before the app, after routing (a route `break` can block them).
     const statics = staticChecked ? null : this.o.staticFiles;
@@ -122,8 +157,8 @@ export class RequestPipeline {
       const fallback = (): void => {
         if (!this.dispatch(req, sink, routed, true)) sink.close ? sink.close() : sink.fail(500, 'unavailable modifier');
       };
-      // A static file goes through routing's header edits and transformations like an app response.
-      const wrap = routed ? (out: ResponseSink): ResponseSink => this.transformed(routed.response.active ? editingSink(out, routed.response) : out, routed) : undefined;
+      // A static file goes through routing's chains, header edits and transformations like an app response.
+      const wrap = routed ? (out: ResponseSink): ResponseSink => this.responseSink(routed, out) : undefined;
       if (statics.tryServe(req, sink, fallback, routed?.noLog, wrap)) return true;
     }
     const route = this.route(req.modifier1);
@@ -134,7 +169,7 @@ export class RequestPipeline {
     const app = this.selectApp(route, req.vars);
     if (app < 0) {
       this.o.log.warn('--- no app found for this request (no mountpoint matches and --no-default-app is set) ---');
-      sink.fail(404, 'Not Found');
+      this.failRequest(req, sink, routed, 404, 'Not Found');
       return true;
     }
     let packet: Buffer;
@@ -142,13 +177,13 @@ export class RequestPipeline {
       packet = encodePacket(req.modifier1 === 30 ? 0 : req.modifier1, req.vars, req.modifier2);
     } catch {
       this.o.log.warn(`request vars for ${req.uri} do not fit in a uwsgi packet (65535 bytes): request refused`);
-      sink.fail(431, 'Request Header Fields Too Large');
+      this.failRequest(req, sink, routed, 431, 'Request Header Fields Too Large');
       return true;
     }
     const body = req.contentLength > 0 ? req.body : null;
     // Also the retry: a request queued behind one whose bridge died is re-sent through it.
     const dispatch: Waiter = (err, conn) => {
-      if (err || !conn) sink.fail(503, 'Service Unavailable');
+      if (err || !conn) this.failRequest(req, sink, routed, 503, 'Service Unavailable');
       else this.send(conn, req, app, packet, body, sink, dispatch, routed);
     };
     route.client.acquire(dispatch, body === null);
@@ -216,9 +251,9 @@ export class RequestPipeline {
   }
 
   /**
-   * The sink routing's own responses go to: transformations and header edits, then the front
-   * end's sink, and a request log line like an app response's (this core worker stands in for
-   * the bridge).
+   * The sink routing's own responses go to: the response chains, transformations and header
+   * edits, then the front end's sink, and a request log line like an app response's (this
+   * core worker stands in for the bridge).
    */
   private routedSink(req: CoreRequest, sink: ResponseSink, ctx: RequestRouteContext): ResponseSink {
     const log = this.o.requestLog;
@@ -239,7 +274,22 @@ export class RequestPipeline {
             if (ctx.logvars) record.logvars = ctx.logvars;
             if (log.wants(record)) this.o.log.request(log.format(record));
           });
-    return this.transformed(editingSink(logged, ctx.response), ctx);
+    return this.responseSink(ctx, logged);
+  }
+
+  /**
+   * What a response (app, routing's, static) is written to when routing is configured:
+   *
+   *   [error chain → collect/pull → response chain] → transformations → header edits → `logged`
+   *
+   * The first stage exists only when the router has something for it; transformations and
+   * header edits are built when the head goes out, so the response chain can still add them.
+   */
+  private responseSink(routed: RequestRouteContext, logged: ResponseSink): ResponseSink {
+    const build = (): ResponseSink => this.transformed(routed.response.active ? editingSink(logged, routed.response) : logged, routed);
+    const router = this.o.router;
+    if (!router?.chainsResponses) return build();
+    return new ChainedResponse(routed, router.tables, build, (line) => this.o.log.error(line)).entry();
   }
 
   /** Wrap `out` in the request's transformation chain (§7) when routing appended any. */
@@ -252,6 +302,13 @@ export class RequestPipeline {
     const identity = conn.identity!;
     const log = this.o.requestLog;
     const t0 = performance.now();
+    // Clients get the standard reason phrase; the log gets what actually happened.
+    const notice = (status: number, reason: string): void => {
+      if (status === 502) this.o.log.warn(`${req.method} ${req.uri} answered 502: ${reason}`);
+    };
+    // With the response chains, a failure before the head becomes a response of its own
+    // (chains, error page), so the notice is taken where the bridge reports it.
+    const chained = routed !== null && this.o.router?.chainsResponses === true;
     const logged = tallyingSink(
       sink,
       (status, tally) => {
@@ -269,15 +326,12 @@ export class RequestPipeline {
         if (routed?.logvars) record.logvars = routed.logvars;
         if (log.wants(record)) this.o.log.request(log.format(record));
       },
-      (status, reason) => {
-        // Clients get the standard reason phrase; the log gets what actually happened.
-        if (status === 502) this.o.log.warn(`${req.method} ${req.uri} answered 502: ${reason}`);
-      },
+      chained ? undefined : notice,
     );
-    // Routing's transformations and addheader/delheader apply to the app's response on its way
-    // out (and the log counts what was sent).
-    const out = routed ? this.transformed(routed.response.active ? editingSink(logged, routed.response) : logged, routed) : logged;
-    conn.send(packet, body, req.method === 'HEAD', out, { bridge: identity, uri: req.uri }, retry);
+    // Routing's chains, transformations and addheader/delheader apply to the app's response on
+    // its way out (and the log counts what was sent).
+    const out = routed ? this.responseSink(routed, logged) : logged;
+    conn.send(packet, body, req.method === 'HEAD', chained ? failNotice(out, notice) : out, { bridge: identity, uri: req.uri }, retry);
   }
 
   private count(pid: number, app: number): BridgeCounters {
@@ -295,5 +349,27 @@ export class RequestPipeline {
   forgetBridge(pid: number): void {
     this.counters.delete(pid);
   }
+
+  /** Stats server (core/stats/): requests per app index of a bridge, as the request log counts them. Read-only, never on the hot path. */
+  appRequests(pid: number): readonly number[] | undefined {
+    return this.counters.get(pid)?.apps;
+  }
 }
 
+
+/** `sink`, telling `notice` about a failure before passing it on. */
+function failNotice(sink: ResponseSink, notice: (status: number, reason: string) => void): ResponseSink {
+  const out: ResponseSink = {
+    head: (h) => sink.head(h),
+    body: (chunk) => sink.body(chunk),
+    onDrain: (cb) => sink.onDrain(cb),
+    bindAbort: (abort) => sink.bindAbort(abort),
+    end: () => sink.end(),
+    fail(status, reason) {
+      notice(status, reason);
+      sink.fail(status, reason);
+    },
+  };
+  if (sink.close) out.close = sink.close.bind(sink);
+  return out;
+}

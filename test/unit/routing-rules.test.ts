@@ -5,8 +5,14 @@ import type { UwsgiVars } from '../../core/protocol/uwsgi-packet.ts';
 import { RequestRouteContext } from '../../core/routing/context.ts';
 import { runChain } from '../../core/routing/engine.ts';
 import { RouteResponseEdits } from '../../core/routing/response-edits.ts';
-import { compileRequestTable } from '../../core/routing/router.ts';
-import { parseRequestChain, parseRule } from '../../core/routing/rules.ts';
+import { compileRequestTable, compileRoutingTables, hasRouting } from '../../core/routing/router.ts';
+import { chainOf, parseChain, parseRequestChain, parseRule } from '../../core/routing/rules.ts';
+import { ChainedResponse } from '../../core/routing/response-chains.ts';
+import { editingSink } from '../../core/routing/response-edits.ts';
+import type { RouteDefinitions } from '../../core/routing/table.ts';
+import type { ResponseSink } from '../../core/bridge/pool-client.ts';
+import type { RouteContext } from '../../core/routing/api.ts';
+import { definePlugin, PLUGIN_API_VERSION } from '../../core/plugins/api.ts';
 import redirect from '../../plugins/router_redirect/index.ts';
 import rewrite from '../../plugins/router_rewrite/index.ts';
 import basicauth from '../../plugins/router_basicauth/index.ts';
@@ -53,6 +59,15 @@ async function run(entries: Entry[], vars: Record<string, string> = {}): Promise
   const ctx = new RequestRouteContext({ options: new ResolvedOptions(entries), vars: v, modifier1: 0, modifier2: 0, defs: table.defs, response: edits, log: (l) => logs.push(l), workerId: 1, pid: 42, startedAt: Date.now() });
   const result = await runChain(table, ctx);
   return { result, vars: v, logs, head, body, ctx };
+}
+/** A bare request context over `defs`, collecting its log lines. */
+function context(defs: RouteDefinitions): { ctx: RequestRouteContext; logs: string[] } {
+  const logs: string[] = [];
+  const edits = new RouteResponseEdits(() => {
+    throw new Error('no sink in this test');
+  });
+  const ctx = new RequestRouteContext({ options: new ResolvedOptions([]), vars: [['PATH_INFO', '/']], modifier1: 0, modifier2: 0, defs, response: edits, log: (l) => logs.push(l), workerId: 1, pid: 1, startedAt: Date.now() });
+  return { ctx, logs };
 }
 const varOf = (r: Run, k: string): string | undefined => r.vars.find(([n]) => n === k)?.[1];
 
@@ -164,5 +179,166 @@ describe('basicauth password hashes', () => {
     expect(verifyHash('{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=', 'secret')).toEqual({ ok: true });
     expect(verifyHash('{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=', 'nope')).toEqual({ ok: false });
     expect(verifyHash('$6$salt$abc', 'x')).toMatchObject({ error: expect.stringMatching(/unsupported password hash/) });
+  });
+});
+
+describe('rule options of the error, response and final chains', () => {
+  it('parses every chain option like its request-chain counterpart, plus *-route-status', () => {
+    expect(parseRule('error-route-status', '404 addheader:X-Err: 1')).toMatchObject({ kind: 'status', status: 404, action: 'addheader', arg: 'X-Err: 1' });
+    expect(parseRule('final-route-status', '200 log:ok')).toMatchObject({ kind: 'status', status: 200, action: 'log', arg: 'ok' });
+    expect(parseRule('response-route-host', '^a\\. log:a')).toMatchObject({ kind: 'subject', subjectVar: 'HTTP_HOST', action: 'log' });
+    expect(parseRule('response-route', '^/x log:x')).toMatchObject({ kind: 'subject', subjectVar: 'PATH_INFO' });
+    expect(parseRule('final-route-referer', 'spam log:r')).toMatchObject({ kind: 'subject', subjectVar: 'HTTP_REFERER' });
+    expect(parseRule('error-route-if-not', 'empty:${X} log:y')).toMatchObject({ kind: 'if', negate: true, condition: 'empty', condArgs: '${X}' });
+    expect(parseRule('final-route-run', 'log:done')).toMatchObject({ kind: 'run', action: 'log', arg: 'done' });
+    expect(parseRule('error-route-label', 'here')).toMatchObject({ kind: 'label', label: 'here' });
+  });
+  it('refuses a bad status, a status rule without action, and route-status on the request chain', () => {
+    expect(codeOf(() => parseRule('error-route-status', '40x break:'))).toBe('TSUWSGI_E_ROUTING');
+    expect(codeOf(() => parseRule('response-route-status', '404'))).toBe('TSUWSGI_E_ROUTING');
+    expect(codeOf(() => parseRule('final-route-status', '404 log'))).toBe('TSUWSGI_E_ROUTING');
+    expect(codeOf(() => parseRule('route-status', '404 log:x'))).toBe('TSUWSGI_E_ROUTING');
+    expect(() => parseRule('route-status', '404 log:x')).toThrow(/not a routing rule option/);
+  });
+  it('keeps each chain to its own options, in declaration order', () => {
+    const entries = [e('route', '^/a log:req'), e('error-route-run', 'log:e1'), e('final-route-label', 'F'), e('error-route-status', '404 log:e2'), e('response-route-run', 'log:r'), e('final-route-run', 'log:f')];
+    expect(parseChain('error', entries).map((s) => s.origin.value)).toEqual(['log:e1', '404 log:e2']);
+    expect(parseChain('final', entries).map((s) => s.kind)).toEqual(['label', 'run']);
+    expect(parseChain('response', entries)).toHaveLength(1);
+    expect(parseRequestChain(entries).map((s) => s.origin.value)).toEqual(['^/a log:req']);
+    expect(chainOf('response-route-if-not')).toBe('response');
+    expect(chainOf('route-run')).toBe('request');
+    expect(chainOf('collect-header')).toBeNull();
+  });
+  it('compiles only the chains that have rules, and names the chain option in errors', () => {
+    const t = compileRoutingTables([e('final-route-run', 'log:x')], []);
+    expect([t.request, t.error, t.response]).toEqual([null, null, null]);
+    expect(t.final?.rules).toHaveLength(1);
+    expect(() => compileRoutingTables([e('response-route-run', 'nosuch:')], [])).toThrow(/unable to find routing action "nosuch" in --response-route-run "nosuch:"/);
+    expect(() => compileRoutingTables([e('error-route-if', 'nosuch:a log:x')], [])).toThrow(/unable to find routing condition "nosuch" in --error-route-if/);
+    expect(() => compileRoutingTables([e('final-route-run', 'clearheaders:1')], [])).toThrow(/clearheaders/);
+    expect(hasRouting([e('socket', ':0')])).toBe(false);
+    expect(hasRouting([e('final-route-status', '404 log:x')])).toBe(true);
+    expect(hasRouting([e('add-header', 'X: 1')])).toBe(true);
+  });
+  it('parses the header options and refuses bad syntax', () => {
+    const t = compileRoutingTables([e('collect-header', 'Content-Type CT'), e('collect-header', 'content-type CT2'), e('pull-header', 'X-Secret S'), e('add-header', 'X-A: 1: 2'), e('del-header', 'X-Powered-By'), e('error-page-404', '/a.html'), e('error-page-404', '/b.html')], []);
+    expect(t.headers.collect.get('content-type')).toEqual(['CT', 'CT2']);
+    expect(t.headers.pull.get('x-secret')).toEqual(['S']);
+    expect(t.headers.add).toEqual(['X-A', '1: 2']);
+    expect([...t.headers.del]).toEqual(['x-powered-by']);
+    expect(t.errorPages.get(404)).toEqual(['/a.html', '/b.html']);
+    expect(codeOf(() => compileRoutingTables([e('collect-header', 'Content-Type')], []))).toBe('TSUWSGI_E_ROUTING');
+    expect(codeOf(() => compileRoutingTables([e('pull-header', ' CT')], []))).toBe('TSUWSGI_E_ROUTING');
+    expect(codeOf(() => compileRoutingTables([e('add-header', 'NoColon')], []))).toBe('TSUWSGI_E_ROUTING');
+  });
+});
+
+describe('chain engine details', () => {
+  it('matches *-route-status exactly against the response status', async () => {
+    const table = compileRoutingTables([e('error-route-status', '404 log:four-oh-four'), e('error-route-status', '40 log:forty'), e('error-route-run', 'log:${uwsgi[status]}')], []).error!;
+    const { ctx, logs } = context(table.defs);
+    ctx.status = 404;
+    expect(await runChain(table, ctx)).toBe('continue');
+    expect(logs).toEqual(['four-oh-four', '404']);
+  });
+  it('completes synchronously when every rule is synchronous (no promise)', () => {
+    const table = compileRoutingTables([e('final-route-run', 'log:a'), e('final-route-run', 'goto:end'), e('final-route-run', 'log:skipped'), e('final-route-label', 'end'), e('final-route-run', 'log:b')], []).final!;
+    const { ctx, logs } = context(table.defs);
+    const r = runChain(table, ctx);
+    expect(r).toBe('continue');
+    expect(logs).toEqual(['a', 'b']);
+  });
+  it('gives a nested chain run its own goto state', async () => {
+    const outer = compileRoutingTables([e('route-run', 'log:start')], []).request!;
+    const { ctx } = context(outer.defs);
+    ctx.pendingGoto = 'outer-label';
+    await runChain(outer, ctx);
+    expect(ctx.pendingGoto).toBe('outer-label');
+  });
+});
+
+describe('the response chains stage (ChainedResponse)', () => {
+  /** A downstream that records what reaches the client. */
+  function recorder(): { sink: ResponseSink; events: string[] } {
+    const events: string[] = [];
+    const sink: ResponseSink = {
+      head: (h) => events.push(`head ${h.statusCode} ${h.headers.join(',')}`),
+      body: (c) => (events.push(`body ${c.toString()}`), true),
+      onDrain: (cb) => cb(),
+      bindAbort: () => {},
+      end: () => events.push('end'),
+      fail: (s) => events.push(`fail ${s}`),
+      close: () => events.push('close'),
+    };
+    return { sink, events };
+  }
+  const head = (statusCode: number, headers: string[]): ResponseHead => ({ statusCode, reason: 'R', headers, contentLength: -1, chunked: false, headerBytes: 0, headerCount: headers.length / 2 });
+
+  /** A condition that answers on a later turn of the event loop, as a file or network check would. */
+  const later = definePlugin({
+    name: 'test_later',
+    apiVersion: PLUGIN_API_VERSION,
+    description: 'an asynchronous route condition',
+    routeConditions: [{ name: 'later', prepare: (args: string) => (c: RouteContext) => new Promise<boolean>((r) => setTimeout(() => r(c.expand(args) === 'yes'), 5)) }],
+  });
+
+  function setup(entries: Entry[]): { entry: ResponseSink; events: string[]; ctx: RequestRouteContext } {
+    const tables = compileRoutingTables(entries, [redirect, later]);
+    const { sink, events } = recorder();
+    const edits: RouteResponseEdits = new RouteResponseEdits((): ResponseSink => chained.entry(), tables.headers);
+    const ctx = new RequestRouteContext({ options: new ResolvedOptions(entries), vars: [['PATH_INFO', '/p']], modifier1: 0, modifier2: 0, defs: tables.defs, response: edits, log: () => {}, workerId: 1, pid: 1, startedAt: Date.now() });
+    const chained: ChainedResponse = new ChainedResponse(ctx, tables, () => editingSink(sink, edits), () => {});
+    return { entry: chained.entry(), events, ctx };
+  }
+
+  it('holds body and end while an asynchronous condition runs, then sends them in order', async () => {
+    const { entry, events } = setup([e('response-route-if', 'later:yes addheader:X-Later: 1')]);
+    entry.head(head(200, ['Content-Type', 'text/plain']));
+    // Held: the producer is told to wait (backpressure) until the head is decided.
+    expect(entry.body(Buffer.from('a'))).toBe(false);
+    let drained = false;
+    entry.onDrain(() => (drained = true));
+    entry.body(Buffer.from('b'));
+    entry.end();
+    expect(events).toEqual([]);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(events).toEqual(['head 200 Content-Type,text/plain,X-Later,1', 'body a', 'body b', 'end']);
+    expect(drained).toBe(true);
+  });
+  it('collects and pulls response headers before the response chain runs', () => {
+    const { entry, events, ctx } = setup([e('collect-header', 'Content-Type CT'), e('pull-header', 'X-Secret S'), e('response-route-run', 'addheader:X-CT: ${CT}/${S}')]);
+    entry.head(head(200, ['Content-Type', 'text/html', 'X-Secret', 'v']));
+    entry.end();
+    expect(events).toEqual(['head 200 Content-Type,text/html,X-CT,text/html/v', 'end']);
+    expect(ctx.getVar('S')).toBe('v');
+  });
+  it('clearheaders rewrites the head in flight and runs the error chain again for the new status', () => {
+    const { entry, events, ctx } = setup([e('error-route-run', 'addheader:X-E: ${uwsgi[status]}'), e('response-route-run', 'clearheaders:404 Not Found')]);
+    entry.head(head(200, ['Content-Type', 'text/plain', 'Content-Length', '1']));
+    entry.body(Buffer.from('x'));
+    entry.end();
+    expect(events).toEqual(['head 404 Content-Length,1,X-E,200,X-E,404', 'body x', 'end']);
+    expect(ctx.status).toBe(404);
+  });
+  it('an answer from the error chain replaces the response; the original body is discarded', () => {
+    const { entry, events } = setup([e('error-route-status', '502 redirect:/elsewhere')]);
+    entry.head(head(502, ['Content-Type', 'text/plain']));
+    entry.body(Buffer.from('bad gateway body'));
+    entry.end();
+    expect(events).toEqual(['head 302 Location,/elsewhere,Content-Length,5', 'body Moved', 'end']);
+  });
+  it('a BREAK without an answer closes the connection once the response ends', () => {
+    const { entry, events } = setup([e('response-route-run', 'break:')]);
+    entry.head(head(200, []));
+    entry.body(Buffer.from('x'));
+    expect(events).toEqual([]);
+    entry.end();
+    expect(events).toEqual(['close']);
+  });
+  it('turns a failure before the head into a response that goes through the chains', () => {
+    const { entry, events } = setup([e('error-route-status', '503 addheader:X-Busy: 1')]);
+    entry.fail(503, 'no worker');
+    expect(events).toEqual(['head 503 Content-Type,text/plain,Content-Length,19,X-Busy,1', 'body Service Unavailable', 'end']);
   });
 });

@@ -120,7 +120,8 @@ function buffering(name: string, f: (b: Buffer, v: TransformView) => Buffer, ext
 const suffix = (s: string) => (b: Buffer) => Buffer.concat([b, Buffer.from(s)]);
 const upper = (b: Buffer): Buffer => Buffer.from(b.toString('latin1').toUpperCase(), 'latin1');
 const noLog = (): void => undefined;
-const ctx = {} as RouteContext;
+/** A GET request's context: the core transformations only read REQUEST_METHOD from it. */
+const ctx = { getVar: (name: string) => (name === 'REQUEST_METHOD' ? 'GET' : undefined) } as unknown as RouteContext;
 
 function core(name: string): Transformation {
   const def = CORE_TRANSFORMATIONS.find((d) => d.name === name)!;
