@@ -70,6 +70,17 @@ export function tallyingSink(sink: ResponseSink, done: (status: number, tally: R
 }
 
 /**
+ * The size of the request's vars block as a uwsgi packet would carry it (vars are latin-1
+ * byte strings): the "{N vars in B bytes}" of a response no bridge packet was made for
+ * (routing's own answers, static files).
+ */
+export function varsBlockSize(req: CoreRequest): number {
+  let size = 0;
+  for (const [k, v] of req.vars) size += 4 + k.length + v.length;
+  return size;
+}
+
+/**
  * The record fields every response shares; the caller adds who served it (pid, worker,
  * app counters) and the timing it measured.
  */

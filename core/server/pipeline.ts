@@ -18,7 +18,7 @@ import { editingSink } from '../routing/response-edits.ts';
 import type { RequestRouter } from '../routing/router.ts';
 import type { StaticFiles } from '../static/static-files.ts';
 import { transformingSink } from '../transform/chain.ts';
-import { requestRecord, tallyingSink } from './logged-sink.ts';
+import { requestRecord, tallyingSink, varsBlockSize } from './logged-sink.ts';
 
 /** A request as a front end hands it over. */
 export interface CoreRequest {
@@ -265,6 +265,7 @@ export class RequestPipeline {
             const record = requestRecord(req, status, tally);
             record.pid = process.pid;
             record.workerId = this.o.workerId ?? 1;
+            record.packetSize = varsBlockSize(req);
             record.micros = Math.max(0, Date.now() - req.startedAt) * 1000;
             // The chain may have rewritten the method, URI and modifiers before answering.
             record.method = ctx.getVar('REQUEST_METHOD') ?? req.method;

@@ -5,7 +5,7 @@
 import type { ResponseSink } from '../bridge/pool-client.ts';
 import type { RequestLogger } from '../logging/worker-log.ts';
 import type { ServerLog } from '../logging/server-log.ts';
-import { requestRecord, tallyingSink } from '../server/logged-sink.ts';
+import { requestRecord, tallyingSink, varsBlockSize } from '../server/logged-sink.ts';
 import type { CoreRequest } from '../server/pipeline.ts';
 
 export function loggedSink(req: CoreRequest, sink: ResponseSink, requestLog: RequestLogger, log: ServerLog, workerId: number): ResponseSink {
@@ -14,10 +14,7 @@ export function loggedSink(req: CoreRequest, sink: ResponseSink, requestLog: Req
     const record = requestRecord(req, status, tally);
     record.pid = process.pid;
     record.workerId = workerId;
-    // The vars block as a uwsgi packet would carry it (vars are latin-1 byte strings).
-    let packetSize = 0;
-    for (const [k, v] of req.vars) packetSize += 4 + k.length + v.length;
-    record.packetSize = packetSize;
+    record.packetSize = varsBlockSize(req);
     record.micros = Math.round((performance.now() - t0) * 1000);
     if (requestLog.wants(record)) log.request(requestLog.format(record));
   });
