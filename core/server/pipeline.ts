@@ -150,16 +150,13 @@ export class RequestPipeline {
     else sink.fail(status, reason);
   }
 
-  private dispatch(req: CoreRequest, sink: ResponseSink, routed: RequestRouteContext | null, staticChecked = false): boolean {
+  private dispatch(req: CoreRequest, sink: ResponseSink, routed: RequestRouteContext | null): boolean {
     // Static files (§17) answer before the app, after routing (a route `break` can block them).
-    const statics = staticChecked ? null : this.o.staticFiles;
+    const statics = this.o.staticFiles;
     if (statics) {
-      const fallback = (): void => {
-        if (!this.dispatch(req, sink, routed, true)) sink.close ? sink.close() : sink.fail(500, 'unavailable modifier');
-      };
       // A static file goes through routing's chains, header edits and transformations like an app response.
       const wrap = routed ? (out: ResponseSink): ResponseSink => this.responseSink(routed, out) : undefined;
-      if (statics.tryServe(req, sink, fallback, routed?.noLog, wrap)) return true;
+      if (statics.tryServe(req, sink, routed?.noLog, wrap)) return true;
     }
     const route = this.route(req.modifier1);
     if (!route) {

@@ -34,8 +34,8 @@ export class GzipRules {
     return this.regexps.some((re) => re.test(file));
   }
 
-  /** The variant to serve instead of `file`, or null. */
-  async variant(file: string, acceptEncoding: string | undefined): Promise<EncodedVariant | null> {
+  /** The variant to serve instead of `file`, or null (a synchronous stat, as in lookup.ts). */
+  variant(file: string, acceptEncoding: string | undefined): EncodedVariant | null {
     if (!this.enabled || !acceptEncoding || !this.matches(file)) return null;
     // "gzip;q=0" means "not gzip": such tokens are dropped.
     const tokens = acceptEncoding
@@ -48,10 +48,10 @@ export class GzipRules {
     if (tokens.includes('gzip')) candidates.push(['gzip', '.gz']);
     for (const [encoding, ext] of candidates) {
       try {
-        const st = await fs.promises.stat(file + ext);
-        if (st.isFile()) return { file: file + ext, stat: st, encoding };
+        const st = fs.statSync(file + ext, { throwIfNoEntry: false });
+        if (st?.isFile()) return { file: file + ext, stat: st, encoding };
       } catch {
-        /* no such variant: try the next */
+        /* unreadable variant: try the next */
       }
     }
     return null;

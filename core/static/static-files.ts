@@ -44,32 +44,25 @@ export class StaticFiles {
   }
 
   /**
-   * Take the request if a static file may answer it. Returns false synchronously when no
-   * source can match (the caller dispatches to the app at once); otherwise the lookup runs
-   * asynchronously and `fallback` dispatches to the app when no file is found. `wrap` puts
-   * routing's header edits and transformations between the file and the (logged) client sink.
+   * Serve the request if a static file answers it; false (synchronously) sends it on to the
+   * app. The lookup is a few synchronous system calls (lookup.ts says why); the body is sent
+   * asynchronously. `wrap` puts routing's chains, header edits and transformations between
+   * the file and the (logged) client sink.
    */
-  tryServe(req: CoreRequest, sink: ResponseSink, fallback: () => void, noLog = false, wrap?: (out: ResponseSink) => ResponseSink): boolean {
+  tryServe(req: CoreRequest, sink: ResponseSink, noLog = false, wrap?: (out: ResponseSink) => ResponseSink): boolean {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const pathInfo = getVar(req.vars, 'PATH_INFO') ?? '';
     const docroot = getVar(req.vars, 'DOCUMENT_ROOT');
     if (!this.lookup.mayServe(pathInfo, docroot)) return false;
-    this.lookup
-      .find(pathInfo, docroot)
-      .then((found) => {
-        if (!found) return fallback();
-        const logged = this.requestLog && !noLog ? loggedSink(req, sink, this.requestLog, this.log, this.workerId) : sink;
-        const out = wrap ? wrap(logged) : logged;
-        return serveStatic(this.config, found, req.vars, req.method, out).catch((err: Error) => {
-          // Before any header (open failed: the file vanished, EACCES): a clean 500 the log explains.
-          this.log.error(`static file ${found.file} for ${req.uri} could not be served: ${err.message}`);
-          out.fail(500, err.message);
-        });
-      })
-      .catch((err: Error) => {
-        this.log.error(`static lookup for ${req.uri} failed: ${err.message}`);
-        sink.fail(500, 'Internal Server Error');
-      });
+    const found = this.lookup.find(pathInfo, docroot);
+    if (!found) return false;
+    const logged = this.requestLog && !noLog ? loggedSink(req, sink, this.requestLog, this.log, this.workerId) : sink;
+    const out = wrap ? wrap(logged) : logged;
+    serveStatic(this.config, found, req.vars, req.method, out).catch((err: Error) => {
+      // Before any header (open failed: the file vanished, EACCES): a clean 500 the log explains.
+      this.log.error(`static file ${found.file} for ${req.uri} could not be served: ${err.message}`);
+      out.fail(500, err.message);
+    });
     return true;
   }
 }
