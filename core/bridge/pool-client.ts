@@ -23,6 +23,7 @@
 import net from 'node:net';
 import { HttpResponseParser, type ResponseHead } from '../protocol/http-response-parser.ts';
 import { decodeHeader, decodeVars, encodeHeader, getVar, isVarsError, Modifier1 } from '../protocol/uwsgi-packet.ts';
+import { PoolCounters, type BridgeCounters } from '../stats/counters.ts';
 
 /** Where a response goes: implemented by each front end (HTTP, uwsgi socket). */
 export interface ResponseSink {
@@ -88,6 +89,8 @@ interface Exchange {
   noBody: boolean;
   /** How to re-send it if the bridge dies before starting it; null when it has a body. */
   retry: Waiter | null;
+  /** The request packet, kept by reference so the stats server can show its vars. */
+  packet: Buffer;
 }
 
 export interface ExchangeInfo {
@@ -124,6 +127,17 @@ export class BridgeConnection {
   closed = false;
   /** Set when the connection must not be reused after the current requests. */
   retire = false;
+  /** The stats counters of the bridge serving this connection (set by the pool after the hello). */
+  counters: BridgeCounters | null = null;
+  /**
+   * Time requests for the stats (running_time, avg_rt): two monotonic clock reads per request,
+   * so only when a stats server runs; counting alone is a few additions.
+   */
+  timed = false;
+  /** Response bytes (head + body) of the request in progress, for the stats' tx. */
+  private txBytes = 0;
+  /** performance.now() when the request in progress started, for the stats' response times (µs). */
+  private startedHr = 0;
   onHello: ((err: Error | null) => void) | null = null;
   /** A request completed: the pool may hand the connection more work. */
   onIdle: ((conn: BridgeConnection) => void) | null = null;
@@ -136,10 +150,12 @@ export class BridgeConnection {
     // Parser output is queued and delivered after each chunk is parsed (see deliver()).
     this.parser = new HttpResponseParser({
       onHead: (head) => {
+        this.txBytes += head.headerBytes;
         const ex = this.queue[0];
         if (ex) this.pending.push({ sink: ex.sink, head, chunk: null });
       },
       onBody: (chunk) => {
+        this.txBytes += chunk.length;
         const ex = this.queue[0];
         if (ex) this.pending.push({ sink: ex.sink, head: null, chunk });
       },
@@ -161,6 +177,11 @@ export class BridgeConnection {
   /** The request in progress (harakiri, stats), or null when idle. */
   get exchange(): ExchangeInfo | null {
     return this.queue[0]?.info ?? null;
+  }
+
+  /** The packet of the request in progress (the stats server shows its vars), or null when idle. */
+  get requestPacket(): Buffer | null {
+    return this.queue[0]?.packet ?? null;
   }
 
   private onData(d: Buffer): void {
@@ -262,10 +283,11 @@ export class BridgeConnection {
    * the pool if this bridge dies before starting it (only for requests without a body).
    */
   send(packet: Buffer, body: BodySource | null, noBody: boolean, sink: ResponseSink, info: ExchangeInfo, retry: Waiter | null = null): void {
-    const ex: Exchange = { sink, info, noBody, retry: body ? null : retry };
+    const ex: Exchange = { sink, info, noBody, retry: body ? null : retry, packet };
     this.queue.push(ex);
     if (this.queue.length === 1) {
       this.headSince = Date.now();
+      if (this.timed) this.startedHr = performance.now();
       this.parser.start(noBody);
     }
     this.write(packet);
@@ -308,7 +330,9 @@ export class BridgeConnection {
   private completeExchange(): void {
     const done = this.queue.shift()!;
     const now = Date.now();
+    const nowHr = this.timed ? performance.now() : 0;
     this.lastDuration = now - this.headSince;
+    this.countDone(now, nowHr);
     // The last chunk may have paused us; the next request on this connection must not hang
     // waiting for a 'drain' of a response that is already complete.
     this.unpause();
@@ -317,6 +341,7 @@ export class BridgeConnection {
     const next = this.queue[0];
     if (next) {
       this.headSince = now;
+      this.startedHr = nowHr;
       this.parser.start(next.noBody);
     }
     if (this.retire && !next && !this.bodyStreaming) this.socket.end();
@@ -328,7 +353,18 @@ export class BridgeConnection {
   failExchange(status: number, reason: string): void {
     this.deliver();
     const ex = this.queue.shift();
+    if (ex) {
+      // A failed request still ended on this core (uWSGI counts it too).
+      this.countDone(Date.now(), this.timed ? performance.now() : 0);
+      if (status === 499 && this.counters && this.identity) this.counters.writeError(this.identity.core);
+    }
     ex?.sink.fail(status, reason);
+  }
+
+  /** Stats: the request in progress ended (a few additions on counters found at the hello). */
+  private countDone(now: number, nowHr: number): void {
+    if (this.counters) this.counters.done(this.identity!.core, this.txBytes, this.timed ? (nowHr - this.startedHr) * 1000 : 0, now);
+    this.txBytes = 0;
   }
 
   private onClose(): void {
@@ -375,11 +411,18 @@ export class PoolClient {
   private readonly waiters: WaitingRequest[] = [];
   private capacity: number;
   private readonly pipelineDepth: number;
+  private readonly timeRequests: boolean;
   private closing = false;
+  /** Stats counters of the bridges this client talked to, by pid (read by core/stats/). */
+  readonly counters = new PoolCounters();
 
-  /** `pipelineDepth`: requests that may wait behind the one in progress on a connection (0 = no pipelining). */
-  constructor(path: string, capacity: number, pipelineDepth = 0) {
+  /**
+   * `pipelineDepth`: requests that may wait behind the one in progress on a connection (0 = no
+   * pipelining). `timeRequests`: measure response times for the stats server (see BridgeConnection.timed).
+   */
+  constructor(path: string, capacity: number, pipelineDepth = 0, timeRequests = false) {
     this.path = path;
+    this.timeRequests = timeRequests;
     this.capacity = Math.max(1, capacity);
     this.pipelineDepth = Math.max(0, pipelineDepth);
   }
@@ -463,6 +506,8 @@ export class PoolClient {
       }
       conn.onIdle = (c) => this.release(c);
       conn.onClosed = (c, orphans) => this.forget(c, orphans);
+      conn.counters = this.counters.of(conn.identity!.pid, conn.identity!.workerId);
+      conn.timed = this.timeRequests;
       if (generationPath !== this.path || this.closing) {
         conn.socket.end();
         return;

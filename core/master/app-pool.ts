@@ -18,6 +18,7 @@ import type { AppSpec, BridgeCommand } from '../plugins/api.ts';
 import { bindPoolSocket, closeBoundFd } from '../server/sockets.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import { ctime } from '../logging/request-log.ts';
+import type { WorkerSlotFacts } from '../stats/document.ts';
 
 export interface AppPoolOptions {
   /** Plugin name; also names the socket file. */
@@ -90,6 +91,15 @@ export interface PoolEvents {
   onSwitch(pool: AppPool): Promise<void>;
 }
 
+/** What the stats server reports about a worker slot beyond its live process (uWSGI keeps these per slot). */
+interface SlotHistory {
+  /** Spawns, the first included (uWSGI's respawn_count starts at 1). */
+  spawns: number;
+  harakiris: number;
+  /** Epoch seconds of the last spawn. */
+  lastSpawn: number;
+}
+
 /** uWSGI: a worker respawning within this window sleeps first (anti fork-bomb). */
 const FORKBOMB_WINDOW_MS = 2000;
 
@@ -100,6 +110,8 @@ export class AppPool {
   socketPath = '';
   private socketFd = -1;
   private workers = new Map<number, Worker>();
+  /** Per worker id, across respawns and reload generations (stats). */
+  private readonly slotHistory = new Map<number, SlotHistory>();
   private stopping = false;
   private readonly events: PoolEvents;
   runtimeVersion = '';
@@ -118,6 +130,28 @@ export class AppPool {
   workerPids(): Map<number, number> {
     const out = new Map<number, number>();
     for (const w of this.workers.values()) if (w.generation === this.generation && !w.stopping) out.set(w.id, w.pid);
+    return out;
+  }
+
+  /**
+   * The stats server's view of the worker slots 1..processes: the current generation's process
+   * in each (pid 0 while a slot waits for its respawn) and the slot's history.
+   */
+  workerSlots(): WorkerSlotFacts[] {
+    const out: WorkerSlotFacts[] = [];
+    for (let id = 1; id <= this.opts.processes; id++) {
+      let live: Worker | undefined;
+      for (const w of this.workers.values()) if (w.id === id && w.generation === this.generation && !w.stopping) live = w;
+      const h = this.slotHistory.get(id);
+      out.push({
+        id,
+        pid: live ? live.pid : 0,
+        accepting: live?.ready === true,
+        lastSpawn: h?.lastSpawn ?? 0,
+        respawnCount: h?.spawns ?? 0,
+        harakiriCount: h?.harakiris ?? 0,
+      });
+    }
     return out;
   }
 
@@ -185,6 +219,10 @@ export class AppPool {
     let resolveExit!: () => void;
     const exited = new Promise<void>((r) => (resolveExit = r));
     const worker: Worker = { id, proc, pid: proc.pid ?? -1, generation, ready: false, stopping: false, spawnedAt: Date.now(), control, exited };
+    const history = this.slotHistory.get(id) ?? { spawns: 0, harakiris: 0, lastSpawn: 0 };
+    history.spawns++;
+    history.lastSpawn = Math.floor(worker.spawnedAt / 1000);
+    this.slotHistory.set(id, history);
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -301,6 +339,8 @@ export class AppPool {
   harakiri(pid: number, uri: string, startedAt: number): void {
     const w = this.workers.get(pid);
     if (!w) return;
+    const history = this.slotHistory.get(w.id);
+    if (history) history.harakiris++;
     this.opts.log.error(`*** HARAKIRI ON WORKER ${w.id} (pid: ${pid}, try: 1) ***`);
     this.opts.log.error(`HARAKIRI: --- uWSGI worker ${w.id} (pid: ${pid}) WAS managing request ${uri} since ${ctime(startedAt)} ---`);
     this.send(w, { cmd: 'stack' });

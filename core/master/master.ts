@@ -31,6 +31,11 @@ import { dropPrivileges } from './privileges.ts';
 import { checkBridgeRunsLoop, selectLoop } from '../loop/select.ts';
 import type { LoopSelection } from '../loop/api.ts';
 import { staticPlanFrom } from '../static/plan.ts';
+import type { CoreWorkerStats } from '../stats/counters.ts';
+import type { StatsDocument } from '../stats/document.ts';
+import { CORE_WORKER_STATS_TIMEOUT_MS, gatherStats } from '../stats/gather.ts';
+import { parseStatsAddress, StatsServer } from '../stats/server.ts';
+import { formatUsr1Stats } from '../stats/usr1.ts';
 
 
 /** Apps per language plugin, from the plugin's own options, --mount and bare arguments. */
@@ -256,6 +261,10 @@ export async function runServer(
   const bufferSize = options.int('buffer-size', 65535);
   if (bufferSize < 1024 || bufferSize > 65535) throw new InvalidOptionError('--buffer-size must be between 1024 and 65535 (the uwsgi packet limit)');
 
+  // A bad --stats address fails here, before anything is bound.
+  const statsAddress = options.string('stats');
+  if (statsAddress !== undefined) parseStatsAddress(statsAddress);
+
   const requests = socketRequests(options, registry);
   if (requests.length === 0) {
     throw new ConfigError('no socket to serve: add --http-socket ADDR (HTTP), --socket ADDR (uwsgi, for nginx uwsgi_pass) or --http ADDR');
@@ -274,6 +283,45 @@ export async function runServer(
   let coreWorkers: CoreWorkerHandle[] = [];
   let localCore: CoreWorker | null = null;
   const reloadMercy = options.int('worker-reload-mercy', 60);
+
+  // The stats server (core/stats/): the master builds the document from its pools and the
+  // core workers' counters, gathered when a client connects (and on SIGUSR1).
+  const produceStats = (): Promise<StatsDocument> =>
+    gatherStats({
+      version: UWSGI_COMPAT_VERSION,
+      sockets,
+      listenBacklog: options.int('listen', 100),
+      pools: () =>
+        [...pools.values()].map((p) => ({
+          name: p.opts.name,
+          modifier1: registry.plugins().find((d) => d.name === p.opts.name)?.modifier1 ?? 0,
+          cores: p.opts.cores,
+          mountpoints: p.opts.apps.map((a) => a.mountpoint),
+          slots: p.workerSlots(),
+        })),
+      coreWorkers: async () => {
+        if (localCore) return [localCore.statsSnapshot()];
+        const all = await Promise.all(coreWorkers.map((cw) => cw.stats(CORE_WORKER_STATS_TIMEOUT_MS)));
+        return all.filter((s): s is CoreWorkerStats => s !== null);
+      },
+    });
+  let statsServer: StatsServer | null = null;
+  if (statsAddress !== undefined) {
+    try {
+      statsServer = await StatsServer.start({
+        address: statsAddress,
+        http: options.flag('stats-http'),
+        minified: options.flag('stats-minified'),
+        noCores: options.flag('stats-no-cores'),
+        produce: produceStats,
+        log,
+      });
+    } catch (err) {
+      fs.rmSync(runDir, { recursive: true, force: true });
+      closeBoundSockets(sockets);
+      throw err;
+    }
+  }
 
   let stopping = false;
   let resolveDone!: (code: number) => void;
@@ -351,6 +399,7 @@ export async function runServer(
       ...coreWorkers.map((cw) => cw.stop(graceful, reloadMercy * 1000)),
     ]);
     await Promise.all([...pools.values()].map((p) => p.stop(graceful)));
+    await statsServer?.close();
     fs.rmSync(runDir, { recursive: true, force: true });
     const pidfile = options.string('pidfile');
     if (pidfile) fs.rmSync(pidfile, { force: true });
@@ -392,6 +441,7 @@ export async function runServer(
     );
   } catch (err) {
     await Promise.all([...pools.values()].map((p) => p.stop(false)));
+    await statsServer?.close();
     fs.rmSync(runDir, { recursive: true, force: true });
     closeBoundSockets(sockets);
     throw err;
@@ -431,6 +481,7 @@ export async function runServer(
     workerCount: 1,
     routing,
     staticFiles: staticPlan,
+    statsTiming: statsServer !== null,
   };
 
   const masterLink: MasterLink = {
@@ -440,7 +491,11 @@ export async function runServer(
   if (master) {
     const count = options.int('core-workers', 1);
     coreWorkers = Array.from({ length: count }, (_, i) => new CoreWorkerHandle({ ...plan, workerIndex: i, workerCount: count }, log, masterLink, () => stopping));
-    await Promise.all(coreWorkers.map((cw) => cw.start()));
+    await Promise.all(coreWorkers.map((cw) => cw.start())).catch(async (err: unknown) => {
+      // Release the stats address too: a fallback config started in this process may need it.
+      await statsServer?.close();
+      throw err;
+    });
   } else {
     localCore = new CoreWorker(plan, log, masterLink);
     localCore.start();
@@ -456,6 +511,13 @@ export async function runServer(
   process.on('SIGQUIT', () => void stop(false));
   process.on('SIGTERM', () => void stop(true));
   process.on('SIGHUP', () => void reload());
+  // uWSGI's master logs its stats on SIGUSR1 (this listener also keeps Node's default,
+  // starting the inspector, from happening).
+  process.on('SIGUSR1', () => {
+    produceStats()
+      .then((doc) => log.info(formatUsr1Stats(current.entries, doc).replace(/\n$/, '')))
+      .catch((err: Error) => log.error(`SIGUSR1: cannot gather the stats: ${err.message}`));
+  });
 
   log.info(`*** tsuwsgi is ready: ${sockets.length} socket(s), ${pools.size} app pool(s), pid ${process.pid} ***`);
   return { done };
@@ -470,6 +532,9 @@ class CoreWorkerHandle {
   private readonly isStopping: () => boolean;
   private exited: Promise<void> = Promise.resolve();
   private switches = new Map<string, { socketPath: string; capacity: number }>();
+  /** Ids of stats requests, to match the child's answers; a child's exit answers them all (null). */
+  private statsRequests = 0;
+  private readonly pendingStats = new Map<number, (stats: CoreWorkerStats | null) => void>();
 
   constructor(plan: CoreWorkerPlan, log: ServerLog, master: MasterLink, isStopping: () => boolean) {
     this.plan = plan;
@@ -501,16 +566,18 @@ class CoreWorkerHandle {
     this.exited = new Promise((r) => (resolveExit = r));
     return new Promise((resolve, reject) => {
       let ready = false;
-      child.on('message', (msg: { type: string; pool?: string; pid?: number; uri?: string; startedAt?: number; error?: string }) => {
+      child.on('message', (msg: { type: string; pool?: string; pid?: number; uri?: string; startedAt?: number; error?: string; id?: number; stats?: CoreWorkerStats }) => {
         if (msg.type === 'ready') {
           ready = true;
           this.log.info(`spawned tsuwsgi core worker ${this.plan.workerIndex + 1} (pid: ${child.pid})`);
           resolve();
         } else if (msg.type === 'harakiri') this.master.harakiri(msg.pool!, msg.pid!, msg.uri!, msg.startedAt!);
+        else if (msg.type === 'stats') this.pendingStats.get(msg.id!)?.(msg.stats ?? null);
         else if (msg.type === 'error') reject(new TsuwsgiError('TSUWSGI_E_CORE_WORKER', `core worker failed to start: ${msg.error}`));
       });
       child.on('exit', (code, signal) => {
         resolveExit();
+        for (const answer of [...this.pendingStats.values()]) answer(null);
         if (!ready) {
           reject(new TsuwsgiError('TSUWSGI_E_CORE_WORKER', `core worker exited during start-up (${signal ?? code})`));
           return;
@@ -548,6 +615,26 @@ class CoreWorkerHandle {
     });
   }
 
+  /**
+   * Ask the child for its stats counters (only when a stats client connects). Resolves null
+   * when it is not running or does not answer within `timeoutMs`.
+   */
+  stats(timeoutMs: number): Promise<CoreWorkerStats | null> {
+    const child = this.child;
+    if (!child?.connected) return Promise.resolve(null);
+    const id = ++this.statsRequests;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(null), timeoutMs);
+      const done = (result: CoreWorkerStats | null): void => {
+        clearTimeout(timer);
+        this.pendingStats.delete(id);
+        resolve(result);
+      };
+      this.pendingStats.set(id, done);
+      child.send({ type: 'stats', id });
+    });
+  }
+
   async stop(graceful: boolean, mercyMs: number): Promise<void> {
     this.child?.send({ type: 'stop', graceful, mercyMs });
     const kill = setTimeout(() => this.child?.kill('SIGKILL'), mercyMs + 1000);
@@ -563,7 +650,7 @@ export function runCoreWorkerChild(): void {
   const send = (m: object): void => {
     process.send?.(m);
   };
-  process.on('message', (msg: { type: string; plan?: CoreWorkerPlan; name?: string; socketPath?: string; capacity?: number; graceful?: boolean; mercyMs?: number }) => {
+  process.on('message', (msg: { type: string; plan?: CoreWorkerPlan; name?: string; socketPath?: string; capacity?: number; graceful?: boolean; mercyMs?: number; id?: number }) => {
     if (msg.type === 'plan' && msg.plan) {
       try {
         log = createChildLog(msg.plan.childLog);
@@ -576,6 +663,8 @@ export function runCoreWorkerChild(): void {
         send({ type: 'error', error: (err as Error).message });
         process.exit(1);
       }
+    } else if (msg.type === 'stats' && worker) {
+      send({ type: 'stats', id: msg.id, stats: worker.statsSnapshot() });
     } else if (msg.type === 'switch' && worker) {
       worker.switchPool(msg.name!, msg.socketPath!, msg.capacity!);
       send({ type: 'switched', name: msg.name });
@@ -592,6 +681,8 @@ export function runCoreWorkerChild(): void {
   process.on('SIGTERM', () => {});
   process.on('SIGHUP', () => {});
   process.on('SIGQUIT', () => {});
+  // SIGUSR1 is the master's (stats); Node's default would start the inspector here.
+  process.on('SIGUSR1', () => {});
   // If the master dies, so do we.
   process.on('disconnect', () => process.exit(0));
 }

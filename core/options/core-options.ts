@@ -6,6 +6,7 @@
 import { LOADER_OPTION_SPECS } from '../config/builtin-options.ts';
 import type { OptionSpec } from './spec.ts';
 import { STATIC_OPTION_SPECS } from '../static/options.ts';
+import { ROUTING_CHAIN_OPTION_SPECS } from '../routing/options.ts';
 
 const SERVER_OPTIONS: readonly OptionSpec[] = [
   // --- sockets and protocols -------------------------------------------------------------
@@ -27,6 +28,7 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { name: 'master', short: 'M', argument: 'none', kind: 'flag', help: 'run a master process that keeps the sockets open and respawns what dies' },
   { name: 'processes', aliases: ['workers'], short: 'p', argument: 'required', kind: 'number', help: 'number of app worker (bridge) processes per app pool', defaultValue: '1' },
   { name: 'threads', argument: 'required', kind: 'number', help: 'threads per app worker (each serves one request at a time)', defaultValue: '1' },
+  { name: 'offload-threads', argument: 'required', kind: 'number', metavar: 'N', help: 'enable the offload: transformation when N > 0 (without it offload: breaks the request, as in uWSGI). tsuwsgi starts no threads: the core already writes every response from its event loop, and offload: frees the app worker by buffering the response in the core (docs/transformations.md)', defaultValue: '0' },
   { name: 'async', argument: 'required', kind: 'number', metavar: 'N', help: 'async cores per app worker: requests one worker serves at once, cooperatively (selects the async loop engine when N > 1; docs/loop-engines.md)' },
   { name: 'loop', argument: 'required', kind: 'string', metavar: 'NAME', help: 'select the loop engine: simple, async, or one a plugin provides (asyncio, gevent); --loop-list shows them' },
   { name: 'loop-list', aliases: ['loops-list'], argument: 'none', kind: 'flag', help: 'list the loop engines (and suspend engines), then exit' },
@@ -90,6 +92,13 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { name: 'version', argument: 'none', kind: 'flag', help: 'print the version and exit' },
   { name: 'help', aliases: ['usage'], short: 'h', argument: 'none', kind: 'flag', help: 'show this help and exit' },
 
+  // --- stats server (docs/stats.md) ---------------------------------------------------------
+  { name: 'stats', aliases: ['stats-server'], argument: 'required', kind: 'address', metavar: 'ADDR', help: 'run the stats server on HOST:PORT or a unix socket path: every connection gets the JSON document of the instance (uWSGI 2.0 layout, for uwsgitop) and is closed' },
+  { name: 'stats-http', argument: 'none', kind: 'flag', help: 'answer stats clients with an HTTP/1.0 200 response (Content-Type: application/json), so curl and browsers can read it' },
+  { name: 'stats-minified', aliases: ['stats-min'], argument: 'none', kind: 'flag', help: 'send the stats document without whitespace' },
+  { name: 'stats-no-cores', argument: 'none', kind: 'flag', help: 'leave the cores of every worker out of the stats document' },
+  { name: 'stats-no-metrics', argument: 'none', kind: 'flag', help: 'leave metrics out of the stats document', accepted: 'tsuwsgi has no metrics subsystem yet, so the document never has a "metrics" key' },
+
   // --- logging -----------------------------------------------------------------------------
   { name: 'logto', argument: 'required', kind: 'path', metavar: 'FILE|HOST:PORT', help: 'log to a file (appended) or, for HOST:PORT, to UDP datagrams instead of stderr' },
   { name: 'logto2', argument: 'required', kind: 'path', metavar: 'FILE|HOST:PORT', help: 'like --logto, opened after privileges are dropped (--uid/--gid)' },
@@ -138,6 +147,7 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
  */
 export const CORE_OPTIONS: readonly OptionSpec[] = [
   ...SERVER_OPTIONS,
+  ...ROUTING_CHAIN_OPTION_SPECS,
   ...STATIC_OPTION_SPECS,
   ...LOADER_OPTION_SPECS.filter((spec) => !SERVER_OPTIONS.some((own) => own.name === spec.name)),
 ];

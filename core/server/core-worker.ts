@@ -13,11 +13,13 @@ import { RequestPipeline, type AppRoute } from './pipeline.ts';
 import { defaultPluginSource } from '../plugins/catalog.ts';
 import type { PluginDescriptor } from '../plugins/api.ts';
 import { ResolvedOptions } from '../options/resolved.ts';
-import { compileRequestTable, RequestRouter, type RoutingPlan } from '../routing/router.ts';
+import { compileRoutingTables, RequestRouter, type RoutingPlan } from '../routing/router.ts';
 import type { BoundSocket } from './sockets.ts';
 import { startUwsgiFrontend } from './uwsgi-frontend.ts';
 import type { StaticPlan } from '../static/plan.ts';
 import { StaticFiles } from '../static/static-files.ts';
+import type { CoreWorkerStats } from '../stats/counters.ts';
+import { coreWorkerSnapshot } from '../stats/snapshot.ts';
 
 /** What a core worker needs to know; serialisable so the master can send it to a child. */
 export interface CoreWorkerPlan {
@@ -54,6 +56,8 @@ export interface CoreWorkerPlan {
   routing: RoutingPlan | null;
   /** Static file serving (--check-static, --static-map…); null/absent = off. */
   staticFiles?: StaticPlan | null;
+  /** A stats server runs: time every request (two clock reads) for running_time and avg_rt. */
+  statsTiming?: boolean;
 }
 
 /** Calls from the core role into the master role. */
@@ -73,6 +77,7 @@ export class CoreWorker {
   private readonly clients = new Map<string, PoolClient>();
   private readonly servers: Array<http.Server | net.Server> = [];
   private harakiriTimer: NodeJS.Timeout | null = null;
+  private pipeline: RequestPipeline | null = null;
 
   constructor(plan: CoreWorkerPlan, log: ServerLog, master: MasterLink) {
     this.plan = plan;
@@ -84,7 +89,7 @@ export class CoreWorker {
     const p = this.plan;
     const routeByPool = new Map<string, AppRoute>();
     for (const pool of p.pools) {
-      const client = new PoolClient(pool.socketPath, capacityShare(pool.capacity, p.workerIndex, p.workerCount), p.bridgePipeline);
+      const client = new PoolClient(pool.socketPath, capacityShare(pool.capacity, p.workerIndex, p.workerCount), p.bridgePipeline, p.statsTiming === true);
       this.clients.set(pool.name, client);
       routeByPool.set(pool.name, { plugin: pool.name, client, mountpoints: pool.mountpoints });
     }
@@ -104,6 +109,7 @@ export class CoreWorker {
       workerId: p.workerIndex + 1,
       staticFiles: p.staticFiles ? new StaticFiles(p.staticFiles, this.log, requestLog, p.workerIndex + 1) : null,
     });
+    this.pipeline = pipeline;
 
     for (const s of p.sockets) {
       if (s.protocol === 'http') {
@@ -144,14 +150,14 @@ export class CoreWorker {
   }
 
   /**
-   * Rebuild the routing table the master validated. Route actions come from the plugins the
+   * Rebuild the routing tables the master validated. Route actions come from the plugins the
    * master had loaded, found by name in this build (a plugin file's actions are not yet).
    */
   private buildRouter(plan: RoutingPlan): RequestRouter {
     const available = defaultPluginSource().available;
     const plugins = plan.plugins.map((n) => available.get(n)).filter((d): d is PluginDescriptor => d !== undefined);
-    const table = compileRequestTable(plan.entries, plugins);
-    return new RequestRouter(table, new ResolvedOptions(plan.entries), (line) => this.log.info(line), this.plan.workerIndex + 1);
+    const tables = compileRoutingTables(plan.entries, plugins);
+    return new RequestRouter(tables, new ResolvedOptions(plan.entries), (line) => this.log.info(line), this.plan.workerIndex + 1);
   }
 
   private checkHarakiri(): void {
@@ -170,6 +176,12 @@ export class CoreWorker {
         this.master.harakiri(name, ex.bridge.pid, ex.uri, conn.headSince);
       }
     }
+  }
+
+  /** This worker's counters and requests in flight, for the stats server (asked by the master, never per request). */
+  statsSnapshot(): CoreWorkerStats {
+    const pipeline = this.pipeline;
+    return coreWorkerSnapshot(this.clients, (pid) => pipeline?.appRequests(pid));
   }
 
   /** A pool moved to a new generation (graceful reload). */
