@@ -322,6 +322,24 @@ describe('supervision in the document', () => {
     });
   }, 60000);
 
+  test('async cores: a core blocked past --harakiri is counted in harakiri_count while its siblings keep their slots', async () => {
+    const srv = await start(['--master', '-p', '1', '--async', '4', '--harakiri', '3', '--stats', '127.0.0.1:0', '--http-socket', '127.0.0.1:0', '--wsgi-file', ASYNC_APP]);
+    await withServerLog(srv, async () => {
+      const port = await statsPort(srv);
+      const before = (await statsOf(port)).workers[0]!;
+      expect(coresOf(before)).toHaveLength(4);
+      expect(before.harakiri_count).toBe(0);
+      const blocked = await inFlight(srv.port, '/sleep?s=5');
+      expect((blocked as HttpResult).status).toBe(504);
+      const respawned = await srv.waitForLog(/Respawned uWSGI worker 1 \(new pid: (\d+)\)/, 20000);
+      const after = await statsUntil(port, (x) => x.workers[0]!.pid === Number(respawned[1]) && x.workers[0]!.accepting === 1);
+      const w = after.workers[0]!;
+      expect(w.harakiri_count).toBe(1);
+      expect(coresOf(w)).toHaveLength(4);
+      expect(sum(coresOf(w).map((c) => c.in_request))).toBe(0);
+    });
+  }, 60000);
+
   test('SIGUSR1 logs the configuration and the requests per worker and app, as uWSGI (no --stats needed)', async () => {
     const srv = await start(['--master', '-p', '2', '--http-socket', '127.0.0.1:0', '--wsgi-file', HELLO]);
     await withServerLog(srv, async () => {
