@@ -47,6 +47,8 @@ const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const WARMUP = process.env.BENCH_WARMUP ?? '2s';
 const PROCESSES = 2;
+/** How many non-matching rules the `+routes` peers put in front of hello world. */
+const ROUTE_COUNT = 20;
 
 interface AppDef {
   name: string;
@@ -69,6 +71,8 @@ const APPS: AppDef[] = [
   { name: 'lua', lang: 'lua', file: path.join(APPS_DIR, 'hello.lua'), module: '', description: 'WSAPI Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
   // Static file serving (--static-map): the file lives in a private temporary directory every server can read.
   { name: 'static', lang: 'static', file: path.join(APPS_DIR, 'hello.py'), module: '', path: '/static/hello.txt', description: 'static file via --static-map (11 bytes)', check: (b) => b.toString() === 'Hello World' },
+  { name: 'static4k', lang: 'static', file: path.join(APPS_DIR, 'hello.py'), module: '', path: '/static/4k.bin', description: 'static file via --static-map (4 KiB)', check: (b) => b.equals(staticContent('4k.bin')) },
+  { name: 'static1m', lang: 'static', file: path.join(APPS_DIR, 'hello.py'), module: '', path: '/static/1m.bin', description: 'static file via --static-map (1 MiB)', check: (b) => b.equals(staticContent('1m.bin')) },
   { name: 'jwsgi', lang: 'java', file: path.join(APPS_DIR, 'Hello.java'), module: 'Hello:application', description: 'JWSGI Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
 ];
 
@@ -84,16 +88,39 @@ function javaClasses(app: AppDef): string {
   return javaClassDir;
 }
 
-/** The directory of the `static` app's file, world-readable (nginx workers drop privileges). */
+/**
+ * The files of the static apps: 11 bytes of text, 4 KiB and 1 MiB of bytes that are not all
+ * the same (a check that the whole file came back, in order). `.bin`, so every server sends
+ * the same Content-Type (application/octet-stream).
+ */
+const STATIC_CONTENT: Record<string, Buffer> = {
+  'hello.txt': Buffer.from('Hello World'),
+  '4k.bin': Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7 + 13) & 0xff)),
+  '1m.bin': Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 7 + 13) & 0xff)),
+};
+function staticContent(name: string): Buffer {
+  return STATIC_CONTENT[name]!;
+}
+
+/** The directory of the static apps' files, world-readable (nginx workers drop privileges). */
 let staticDir = '';
 function staticFiles(): string {
   if (!staticDir) {
     staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-static-'));
     fs.chmodSync(staticDir, 0o755);
     process.on('exit', () => fs.rmSync(staticDir, { recursive: true, force: true }));
-    fs.writeFileSync(path.join(staticDir, 'hello.txt'), 'Hello World', { mode: 0o644 });
+    for (const [name, content] of Object.entries(STATIC_CONTENT)) fs.writeFileSync(path.join(staticDir, name), content, { mode: 0o644 });
   }
   return staticDir;
+}
+
+/**
+ * ROUTE_COUNT `route` rules on PATH_INFO that never match `/` (each a different literal, so
+ * no engine can share work between them), the same for tsuwsgi and uWSGI. `break:` is never
+ * reached; it only makes each a complete rule.
+ */
+function nonMatchingRoutes(): string[] {
+  return Array.from({ length: ROUTE_COUNT }, (_, i) => ['--route', `^/bench-nomatch-${i}/ break:404 Not Found`]).flat();
 }
 
 /** nginx serving the `static` app's directory itself (one worker, keep-alive, no access log). */
@@ -181,6 +208,8 @@ interface Peer {
   binary: string;
   /** The app languages this server runs (default python). */
   langs?: string[];
+  /** Only these apps (default: every app of its languages). */
+  apps?: string[];
   command(app: AppDef, port: number): { file: string; args: string[]; cwd?: string };
 }
 
@@ -214,6 +243,29 @@ const PEERS: Peer[] = [
     command: (app, port) => ({
       file: UWSGI,
       args: ['--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...UWSGI_APP_ARGS[app.lang ?? 'python']!(app), '--disable-logging'],
+    }),
+  },
+  // The cost of routing: the same servers with ROUTE_COUNT `route` rules that never match in
+  // front of hello world. They run side by side with tsuwsgi and uWSGI, rounds interleaved,
+  // so "X+routes / X" is measured under the same noise (the "routing overhead" section).
+  {
+    name: 'tsuwsgi+routes',
+    binary: process.execPath,
+    apps: ['hello'],
+    command: (app, port) => ({
+      file: process.execPath,
+      args: [path.join(REPO, 'bin', 'tsuwsgi.js'), '--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...TSUWSGI_APP_ARGS.python!(app), '--disable-logging', ...nonMatchingRoutes()],
+      cwd: REPO,
+    }),
+  },
+  {
+    name: 'uWSGI+routes',
+    binary: UWSGI,
+    apps: ['hello'],
+    // `route` and `break` are in uWSGI's core: no router plugin is needed.
+    command: (app, port) => ({
+      file: UWSGI,
+      args: ['--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...UWSGI_APP_ARGS.python!(app), '--disable-logging', ...nonMatchingRoutes()],
     }),
   },
   {
@@ -444,6 +496,25 @@ function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
 }
 
+interface Overhead {
+  server: string;
+  withoutRps: number;
+  withRoutesRps: number;
+  /** X+routes / X: 1 = free, 0.9 = the rules cost 10% of the throughput. */
+  ratio: number;
+}
+
+/** Per server run with and without the rules (`X` and `X+routes`, app hello): what the rules cost. */
+function routingOverhead(results: Result[]): Overhead[] {
+  const out: Overhead[] = [];
+  for (const r of results.filter((x) => x.app === 'hello' && x.server.endsWith('+routes') && x.medianRps > 0)) {
+    const server = r.server.slice(0, -'+routes'.length);
+    const base = results.find((x) => x.app === 'hello' && x.server === server && x.medianRps > 0);
+    if (base) out.push({ server, withoutRps: base.medianRps, withRoutesRps: r.medianRps, ratio: r.medianRps / base.medianRps });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   if (!exists(WRK)) {
     console.error(`wrk is required for the benchmark but ${WRK} is missing (apt-get install wrk)`);
@@ -479,7 +550,7 @@ async function main(): Promise<void> {
     }
     const live: Live[] = [];
     try {
-      for (const peer of peers.filter((p) => (p.langs ?? ['python']).includes(app.lang ?? 'python'))) {
+      for (const peer of peers.filter((p) => (p.langs ?? ['python']).includes(app.lang ?? 'python') && (!p.apps || p.apps.includes(app.name)))) {
         const port = await freePort();
         const c = peer.command(app, port);
         const running = startPeer(peer, app, port);
@@ -535,7 +606,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const header = `${pad('server', 10)} ${pad('app', 6)} ${pad('req/s (median)', 15, true)} ${pad('p99 ms (median)', 16, true)} ${pad('vs tsuwsgi', 11, true)}  notes`;
+  const header = `${pad('server', 14)} ${pad('app', 8)} ${pad('req/s (median)', 15, true)} ${pad('p99 ms (median)', 16, true)} ${pad('vs tsuwsgi', 11, true)}  notes`;
   console.log('\n' + header);
   console.log('-'.repeat(header.length + 10));
   for (const r of results) {
@@ -550,10 +621,21 @@ async function main(): Promise<void> {
       .filter(Boolean)
       .join(', ');
     console.log(
-      `${pad(r.server, 10)} ${pad(r.app, 6)} ${pad(r.medianRps.toFixed(0), 15, true)} ${pad(r.medianP99Ms.toFixed(2), 16, true)} ${pad(ratio, 11, true)}  ${notes}`,
+      `${pad(r.server, 14)} ${pad(r.app, 8)} ${pad(r.medianRps.toFixed(0), 15, true)} ${pad(r.medianP99Ms.toFixed(2), 16, true)} ${pad(ratio, 11, true)}  ${notes}`,
     );
   }
   for (const s of skipped) console.log(`skipped: ${s.server}: ${s.reason}`);
+
+  const overhead = routingOverhead(results);
+  if (overhead.length) {
+    console.log(`\nrouting overhead: hello world behind ${ROUTE_COUNT} non-matching route rules (X+routes) against without (X), rounds interleaved`);
+    for (const o of overhead) {
+      console.log(`${pad(o.server, 14)} ${pad(o.withRoutesRps.toFixed(0), 8, true)} / ${pad(o.withoutRps.toFixed(0), 8, true)} req/s = ${o.ratio.toFixed(3)} (${o.ratio <= 1 ? `${((1 - o.ratio) * 100).toFixed(1)}% slower` : `${((o.ratio - 1) * 100).toFixed(1)}% faster: noise`})`);
+    }
+    const t = overhead.find((o) => o.server === 'tsuwsgi');
+    const u = overhead.find((o) => o.server === 'uWSGI');
+    if (t && u) console.log(`ratio of ratios (tsuwsgi / uWSGI): ${(t.ratio / u.ratio).toFixed(3)} (1.000 = routing costs both the same share of their throughput)`);
+  }
 
   const py = spawnSync(PYTHON, ['--version'], { encoding: 'utf8' });
   const report = {
@@ -565,6 +647,7 @@ async function main(): Promise<void> {
       const base = results.find((x) => x.app === r.app && x.server === 'tsuwsgi');
       return { ...r, ratioVsTsuwsgi: base && base.medianRps > 0 ? r.medianRps / base.medianRps : null };
     }),
+    routingOverhead: overhead,
     skipped,
   };
   fs.mkdirSync(path.dirname(RESULTS), { recursive: true });

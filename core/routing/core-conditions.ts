@@ -7,11 +7,27 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { RouteConditionDefinition, RouteContext } from './api.ts';
 import { toInt } from './core-actions.ts';
+import { CONDITION_OPERAND } from './expand.ts';
 
 type Test = (ctx: RouteContext) => boolean;
 
+/**
+ * Expand one operand as uWSGI does: `${…}` only. uWSGI translates condition operands without
+ * the captures pass, so `$1` stays literal and a trailing `$` is kept (expand.ts).
+ */
+function operand(ctx: RouteContext, text: string): string {
+  if (!text.includes('$')) return text;
+  const captures = ctx.captures;
+  ctx.captures = CONDITION_OPERAND;
+  try {
+    return ctx.expand(text);
+  } finally {
+    ctx.captures = captures;
+  }
+}
+
 function oneOperand(name: string, check: (value: string) => boolean, aliases?: string[]): RouteConditionDefinition {
-  return { name, ...(aliases ? { aliases } : {}), prepare: (args) => (ctx) => check(ctx.expand(args)) };
+  return { name, ...(aliases ? { aliases } : {}), prepare: (args) => (ctx) => check(operand(ctx, args)) };
 }
 
 function twoOperands(name: string, check: (a: string, b: string, ctx: RouteContext) => boolean, aliases?: string[]): RouteConditionDefinition {
@@ -23,7 +39,7 @@ function twoOperands(name: string, check: (a: string, b: string, ctx: RouteConte
       if (semi < 0) return () => false;
       const left = args.slice(0, semi);
       const right = args.slice(semi + 1);
-      return (ctx) => check(ctx.expand(left), ctx.expand(right), ctx);
+      return (ctx) => check(operand(ctx, left), operand(ctx, right), ctx);
     },
   };
 }

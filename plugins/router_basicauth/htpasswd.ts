@@ -1,10 +1,13 @@
 /**
- * htpasswd verification for basicauth: `{SHA}` (base64 SHA-1) and the MD5-crypt forms
- * (`$1$`, `$apr1$`). Other crypt() hashes (13-char DES, `$5$`, `$6$`, bcrypt `$2y$`) are
- * refused with an explicit log line instead of silently never matching.
+ * htpasswd verification for basicauth: `{SHA}` (base64 SHA-1), traditional 13-character DES
+ * crypt (the only crypt() kind uWSGI 2.0 accepts, see des-crypt.ts) and the MD5-crypt forms
+ * (`$1$`, `$apr1$`, which uWSGI 2.0 never matches: it cuts hashes to 13 characters). Other
+ * crypt() hashes (`$5$`, `$6$`, bcrypt `$2y$`) are refused with an explicit log line instead
+ * of silently never matching.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
+import { desCrypt } from './des-crypt.ts';
 import { md5Crypt } from './md5-crypt.ts';
 
 export type HtpasswdResult = { ok: boolean } | { error: string };
@@ -24,7 +27,8 @@ export function verifyHash(hash: string, password: string): HtpasswdResult {
       return { ok: same(hash, md5Crypt(password, salt, magic)) };
     }
   }
-  return { error: `unsupported password hash "${hash.slice(0, 4)}…": tsuwsgi's basicauth understands {SHA}, $1$ and $apr1$ (htpasswd -m / -s, openssl passwd -1 / -apr1); re-create the entry with one of those` };
+  if (/^[./0-9A-Za-z]{13}$/.test(hash)) return { ok: same(hash, desCrypt(password, hash.slice(0, 2))) };
+  return { error: `unsupported password hash "${hash.slice(0, 4)}…": tsuwsgi's basicauth understands {SHA}, DES crypt, $1$ and $apr1$ (htpasswd -s / -d / -m, openssl passwd -1 / -apr1); re-create the entry with one of those` };
 }
 
 /** Look `user` up in an htpasswd file (read on every check, so edits apply at once, as in uWSGI). */

@@ -2,12 +2,14 @@
  * router_basicauth (spec/subsystems.md §6.6): HTTP Basic authentication as a route action.
  *
  *   basicauth:REALM,USER:PASSWORD    one account
- *   basicauth:REALM,/path/htpasswd   accounts from an htpasswd file ({SHA}, $1$, $apr1$)
+ *   basicauth:REALM,/path/htpasswd   accounts from an htpasswd file ({SHA}, DES crypt, $1$, $apr1$)
  *   basicauth:REALM,                 always 401
  *
  * A request already carrying REMOTE_USER (authenticated by an earlier rule) passes. A valid
  * `Authorization: Basic` sets REMOTE_USER and continues (NEXT); otherwise 401 with
- * `WWW-Authenticate` (BREAK), or, for basicauth-next, NEXT so a later rule may accept it.
+ * `WWW-Authenticate` (BREAK), or, for basicauth-next, NEXT so a later rule may accept it —
+ * but only for wrong credentials: a request offering none gets the 401 from basicauth-next
+ * too, as in uWSGI (that is what makes a browser prompt).
  */
 import { definePlugin, PLUGIN_API_VERSION, type RouteActionDefinition, type RouteContext } from '../../core/plugins/api.ts';
 import { RoutingError } from '../../core/errors.ts';
@@ -16,30 +18,29 @@ import { checkHtpasswd } from './htpasswd.ts';
 
 type Credentials = { kind: 'account'; text: string } | { kind: 'file'; path: string } | { kind: 'none' };
 
-/** The client's user:password from `Authorization: Basic …`, or null. */
-function clientCredentials(ctx: RouteContext): [string, string] | null {
+/**
+ * The decoded `user:password` of `Authorization: Basic …`, or null when the request offers
+ * no Basic credentials at all. As uWSGI: the header must be longer than 7 bytes and start
+ * with exactly "Basic ".
+ */
+function offered(ctx: RouteContext): string | null {
   const auth = ctx.getVar('HTTP_AUTHORIZATION') ?? '';
-  if (!auth.startsWith('Basic ')) return null;
-  const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0) return null;
-  return [decoded.slice(0, colon), decoded.slice(colon + 1)];
+  if (auth.length <= 7 || !auth.startsWith('Basic ')) return null;
+  return Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
 }
 
-function authenticated(ctx: RouteContext, creds: Credentials): string | null {
-  const client = clientCredentials(ctx);
-  if (!client) return null;
-  const [user, password] = client;
-  if (creds.kind === 'account') return `${user}:${password}` === creds.text ? user : null;
-  if (creds.kind === 'file') {
-    const r = checkHtpasswd(creds.path, user, password);
-    if ('error' in r) {
-      ctx.log(`[router-basicauth] ${r.error}`);
-      return null;
-    }
-    return r.ok ? user : null;
+/** The user these credentials authenticate, or null. */
+function check(ctx: RouteContext, creds: Exclude<Credentials, { kind: 'none' }>, decoded: string): string | null {
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return null;
+  const user = decoded.slice(0, colon);
+  if (creds.kind === 'account') return decoded === creds.text ? user : null;
+  const r = checkHtpasswd(creds.path, user, decoded.slice(colon + 1));
+  if ('error' in r) {
+    ctx.log(`[router-basicauth] ${r.error}`);
+    return null;
   }
-  return null;
+  return r.ok ? user : null;
 }
 
 function basicauth(name: string, next: boolean): RouteActionDefinition {
@@ -48,19 +49,29 @@ function basicauth(name: string, next: boolean): RouteActionDefinition {
     prepare(arg, origin) {
       const comma = arg.indexOf(',');
       if (comma < 0) throw new RoutingError(`"${name}:${arg}" in --${origin.option} "${origin.value}": write ${name}:REALM,USER:PASSWORD or ${name}:REALM,/path/to/htpasswd`);
+      // The realm is sent as written: uWSGI does not expand it.
       const realm = arg.slice(0, comma);
       const rest = arg.slice(comma + 1);
       const creds: Credentials = rest === '' ? { kind: 'none' } : rest.includes(':') ? { kind: 'account', text: rest } : { kind: 'file', path: rest };
+      const unauthorized = (ctx: RouteContext): 'break' => {
+        // No Content-Type: uWSGI's 401 carries only WWW-Authenticate (and the body).
+        respond(ctx, 401, 'Authorization Required', ['WWW-Authenticate', `Basic realm="${realm}"`, 'Content-Length', '12'], 'Unauthorized');
+        return 'break';
+      };
       return (ctx) => {
         if ((ctx.getVar('REMOTE_USER') ?? '') !== '') return 'next';
-        const user = authenticated(ctx, creds);
+        // uWSGI's order (router_basicauth.c, checked by test/differential/routing-vs-uwsgi.test.ts):
+        // no Basic credentials offered, or an empty credential list, is a 401 even for
+        // basicauth-next — that is what makes a browser ask for a password; only WRONG
+        // credentials let basicauth-next go on to the next rule.
+        const decoded = offered(ctx);
+        if (decoded === null || creds.kind === 'none') return unauthorized(ctx);
+        const user = check(ctx, creds, decoded);
         if (user !== null) {
           ctx.setVar('REMOTE_USER', user);
           return 'next';
         }
-        if (next) return 'next';
-        respond(ctx, 401, 'Authorization Required', ['WWW-Authenticate', `Basic realm="${ctx.expand(realm)}"`, 'Content-Type', 'text/plain', 'Content-Length', '12'], 'Unauthorized');
-        return 'break';
+        return next ? 'next' : unauthorized(ctx);
       };
     },
   };

@@ -20,8 +20,9 @@ describe('routing expansion', () => {
   it('expands ${name[key]} route vars; an unknown route var is empty', () => {
     expect(expand('${qs[a]}-${nosuch[x]}', src)).toBe('qs:a-');
   });
-  it('keeps $ before a non-digit, a trailing $ and an unterminated ${ literally', () => {
-    expect(expand('a$b $', src)).toBe('a$b $');
+  it('keeps $ before a non-digit and an unterminated ${ literally; drops a trailing $ (uWSGI 2.0.21)', () => {
+    // uWSGI's captures pass drops a `$` that ends an action's argument (routing-vs-uwsgi differential).
+    expect(expand('a$b $', src)).toBe('a$b ');
     expect(expand('x ${REQUEST_URI', src)).toBe('x ${REQUEST_URI');
   });
 });
