@@ -3,10 +3,10 @@
  * request vars, response headers and var math. Registered through the core routing module
  * (module.ts) exactly as a plugin registers its own.
  */
-import { STATUS_CODES } from 'node:http';
 import { RoutingError } from '../errors.ts';
 import type { RouteActionDefinition, RouteContext, RuleOrigin } from './api.ts';
 import { parseStatusLine, respond } from './respond.ts';
+import { uwsgiStatusPhrase } from './status-phrases.ts';
 
 const where = (o: RuleOrigin): string => `--${o.option} "${o.value}"`;
 
@@ -73,7 +73,7 @@ export const CORE_ACTIONS: readonly RouteActionDefinition[] = [
     prepare(arg, origin) {
       const code = Number(arg.trim());
       if (!/^\d{3}$/.test(arg.trim())) throw new RoutingError(`"return:${arg}" in ${where(origin)}: the argument must be a 3-digit status code`);
-      const reason = STATUS_CODES[code];
+      const reason = uwsgiStatusPhrase(code);
       // An unknown code is a plain break (the connection is closed), as in uWSGI.
       if (reason === undefined) return () => 'break';
       return (ctx) => {

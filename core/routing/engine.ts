@@ -19,6 +19,8 @@ function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';
 }
 
+const NO_CAPTURES: readonly string[] = [];
+
 /** Where the engine stands after a rule: a final result, or the next rule to look at. */
 type Step = { done: ChainResult } | { next: number };
 
@@ -38,7 +40,7 @@ function afterAction(table: RoutingTable, ctx: RequestRouteContext, i: number, o
     // An unknown label is read as a number (uWSGI's atoi: garbage is 0).
     const pos = table.labels.get(target) ?? (Number.parseInt(target, 10) || 0);
     if (pos <= i) {
-      ctx.log('[uwsgi-route] ERROR "goto" instruction can only jump forward (check your label)');
+      ctx.log('[uwsgi-route] ERROR "goto" instruction can only jump forward (check your label !!!)');
       return { done: 'break' };
     }
     return { next: pos };
@@ -65,6 +67,9 @@ function runAction(table: RoutingTable, ctx: RequestRouteContext, i: number, rul
 /** Evaluate rule i: skip it (NEXT) when it does not match, else run its action. */
 function step(table: RoutingTable, ctx: RequestRouteContext, i: number): Step | Promise<Step> {
   const rule = table.rules[i]!;
+  // Captures belong to the rule that matched (uWSGI keeps one ovector per rule): a later
+  // route-run or non-regexp route-if sees no $1. A subject or `regexp:` condition sets them.
+  if (rule.kind !== 'label') ctx.captures = NO_CAPTURES;
   switch (rule.kind) {
     case 'label':
       return { next: i + 1 };

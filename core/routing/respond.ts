@@ -3,16 +3,16 @@
  * + body written to the request's routing sink, which applies the header edits and logs
  * the request like an app response.
  */
-import { STATUS_CODES } from 'node:http';
 import type { RouteContext } from './api.ts';
 import { headerStats } from './response-edits.ts';
+import { uwsgiStatusPhrase } from './status-phrases.ts';
 
 /** "404", "404 Not Found", "403 Go away" → [code, reason]; a bare 3-digit code gets the standard phrase. */
 export function parseStatusLine(text: string): [number, string] | null {
   const m = /^\s*(\d{3})(?:\s+(.*))?$/.exec(text);
   if (!m) return null;
   const code = Number(m[1]);
-  const reason = m[2]?.trim() || (STATUS_CODES[code] ?? '');
+  const reason = m[2]?.trim() || (uwsgiStatusPhrase(code) ?? '');
   return [code, reason];
 }
 

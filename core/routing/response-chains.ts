@@ -16,7 +16,6 @@
  * end are queued meanwhile, with backpressure, and flushed in order once the head goes out.
  */
 import { readFile } from 'node:fs/promises';
-import { STATUS_CODES } from 'node:http';
 import type { ResponseSink } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import type { RouteChainName, RouteOutcome } from './api.ts';
@@ -25,6 +24,7 @@ import { runChain, type ChainResult } from './engine.ts';
 import { parseStatusLine } from './respond.ts';
 import { headerStats } from './response-edits.ts';
 import type { RoutingTable } from './table.ts';
+import { uwsgiStatusPhrase } from './status-phrases.ts';
 
 /** What the response side of routing needs per request, compiled once per core worker. */
 export interface ResponseChainTables {
@@ -374,7 +374,7 @@ export class ChainedResponse {
       return;
     }
     w.state = 'preparing';
-    const phrase = STATUS_CODES[status] ?? 'Unknown';
+    const phrase = uwsgiStatusPhrase(status) ?? 'Unknown';
     const plain = (): void => {
       w.state = 'idle';
       const body = Buffer.from(phrase);

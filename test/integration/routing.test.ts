@@ -83,7 +83,7 @@ describe('request chain: actions, conditions and vars (one server)', () => {
   it('§6.8/2 return:418 answers the reason phrase with its Content-Length', async () => {
     const r = await get(srv, '/teapot');
     expect(r.status).toBe(418);
-    expect(r.body.toString()).toBe("I'm a Teapot");
+    expect(r.body.toString()).toBe("I'm a teapot");
     expect(r.headers['content-length']).toBe(String(r.body.length));
   });
 
