@@ -146,7 +146,9 @@ const TSUWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
   lua: (app) => ['--http-socket-modifier1', '6', '--plugins', 'lua', '--lua', app.file, '--lua-bin', LUA],
   java: (app) => ['--plugins', 'jvm,jwsgi', '--jwsgi', app.module, '--jvm-classpath', javaClasses(app)],
   // hello.py answers what the map does not (nothing, in the benchmark).
-  static: (app) => ['--static-map', `/static=${staticFiles()}`, '--wsgi-file', app.file, '--python-bin', PYTHON],
+  // uWSGI's 2 worker processes both read and send files; in tsuwsgi the core workers do (the
+  // bridges never see a static request), so the like-for-like setup is 2 core workers.
+  static: (app) => ['--static-map', `/static=${staticFiles()}`, '--core-workers', String(PROCESSES), '--wsgi-file', app.file, '--python-bin', PYTHON],
 };
 const UWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
   python: (app) => ['--plugin', 'python3', '--wsgi-file', app.file],
