@@ -20,6 +20,8 @@ const img = path.join(srv, 'img');
 const pub = path.join(root, 'pub');
 const logo = Buffer.from('\x89PNG\r\n\x1a\n fake png bytes for the test', 'latin1');
 const big = crypto.randomBytes(5 * 1024 * 1024);
+/** Between the synchronous small-file read (64 KiB) and streaming (over 1 MiB): one whole read. */
+const medium = crypto.randomBytes(300 * 1024 + 5);
 const jsText = 'console.log("plain");\n'.repeat(20);
 const FIXED_MTIME = 1_700_000_000; // 2023-11-14T22:13:20Z
 
@@ -28,6 +30,7 @@ beforeAll(() => {
   fs.mkdirSync(pub, { recursive: true });
   fs.writeFileSync(path.join(img, 'logo.png'), logo);
   fs.writeFileSync(path.join(img, 'big.bin'), big);
+  fs.writeFileSync(path.join(img, 'medium.bin'), medium);
   fs.symlinkSync('/etc/passwd', path.join(img, 'evil'));
   fs.writeFileSync(path.join(pub, 'index.html'), '<h1>index</h1>');
   fs.writeFileSync(path.join(pub, 'x.php'), '<?php echo 1;');
@@ -119,6 +122,15 @@ describe('static-map server (§17 checks 1, 2, 4, 10, 11, traversal, 5 MB)', () 
   test('11: POST to a static path is answered by the app', async () => {
     const r = await httpRequest(s.port, { path: '/img/logo.png', method: 'POST', body: '' });
     expect(r.body.toString()).toBe(APP_BODY);
+  });
+
+  test('a 300 KiB file arrives intact (sha256), also to three clients at once', async () => {
+    const rs = await Promise.all([0, 1, 2].map(() => httpRequest(s.port, { path: '/img/medium.bin' })));
+    for (const r of rs) {
+      expect(r.status).toBe(200);
+      expect(r.headers['content-length']).toBe(String(medium.length));
+      expect(sha(r.body)).toBe(sha(medium));
+    }
   });
 
   test('a 5 MB file arrives intact (sha256), also to three clients at once', async () => {
