@@ -1075,6 +1075,10 @@ sub handle_request {
     $R_DEFER = 0;
     $R_REMAIN = 0;
 
+    # Routing's chdir:DIR (docs/bridge-protocol.md 3.2.1): the app runs there from now on.
+    if (defined $env{UWSGI_CHDIR} && $env{UWSGI_CHDIR} ne '') {
+        chdir($env{UWSGI_CHDIR}) or log_line("chdir($env{UWSGI_CHDIR}) asked by the routing rule failed: $!");
+    }
     my $app = $SINGLE_APP || select_app(\%env);
     my $keep;
     undef $LAST_TRACE;

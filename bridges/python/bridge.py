@@ -833,6 +833,8 @@ class Worker(threading.Thread):
         environ['wsgi.input'] = body
         if modifier1 == STRIP_SCRIPT_NAME_MODIFIER1:
             strip_script_name(environ)
+        if 'UWSGI_CHDIR' in environ:
+            apply_chdir(environ)
 
         keep = self.run_app(self.bridge.select_app(environ), environ, persistent)
         self.requests += 1
@@ -929,6 +931,17 @@ def url_scheme(env):
     if https and (https.lower() == 'on' or https[0] == '1'):
         return 'https'
     return 'http'
+
+
+def apply_chdir(environ):
+    """Routing's chdir:DIR (UWSGI_CHDIR): uWSGI chdir()s the worker before the app runs, and
+    the worker stays there for later requests; the core checked the directory already."""
+    directory = environ.get('UWSGI_CHDIR')
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            log('chdir(%s) asked by the routing rule failed: %s' % (directory, exc.strerror or exc))
 
 
 def strip_script_name(environ):

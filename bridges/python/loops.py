@@ -359,6 +359,8 @@ class AsyncCore:
             return False
         if modifier1 == ns.STRIP_SCRIPT_NAME_MODIFIER1:
             ns.strip_script_name(environ)
+        if 'UWSGI_CHDIR' in environ:
+            ns.apply_chdir(environ)
         try:
             return await self.run_app(self.engine.bridge.select_app(environ), environ, persistent)
         finally:

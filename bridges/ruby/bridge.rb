@@ -597,6 +597,14 @@ module TsuwsgiRack
         return false
       end
       env['rack.input'] = input
+      if (dir = env['UWSGI_CHDIR']) && !dir.empty?
+        # Routing's chdir:DIR (docs/bridge-protocol.md 3.2.1): the app runs there from now on.
+        begin
+          Dir.chdir(dir)
+        rescue SystemCallError => e
+          TsuwsgiRack.log("chdir(#{dir}) asked by the routing rule failed: #{e.message}")
+        end
+      end
       keep = run_app(@single_app || @bridge.select_app(env), env, input, persistent)
       @requests += 1
       @bridge.after_request if @gc

@@ -44,9 +44,20 @@ export interface ResponseSink {
   bindAbort(abort: () => void): void;
   /**
    * Cut the connection without any response (internal routing's bare `break:`, a backward
-   * goto). Optional: a sink without it gets fail(500) instead.
+   * goto). `status` is what the request log shows (uWSGI logs the status prepared so far, 500
+   * when none was). After raw output (see raw()) the bytes already written still reach the
+   * client before the connection closes. Optional: a sink without it gets fail(500) instead.
    */
-  close?(): void;
+  close?(status?: number): void;
+  /**
+   * Raw output, around the HTTP framing (routing's `send:`, `disableheaders:`): write `chunk`
+   * (possibly empty) to the client as it is. From the first call on the front end sends no
+   * head of its own (a later head() is dropped, as uWSGI's `headers_sent`), body() bytes go out
+   * unframed, and the connection is closed when the response ends: the client has no other
+   * way to know where it ends. A head given before the first call and not yet on the wire goes
+   * out first. Returns false to ask for a pause (onDrain). Implemented by the front ends.
+   */
+  raw?(chunk: Buffer): boolean;
   /**
    * The front end frames a body whose head says `Transfer-Encoding: chunked` by itself (the
    * http front end: Node's ServerResponse does). Transformations (`chunked:`) then only set the
@@ -98,6 +109,11 @@ export interface ExchangeInfo {
   bridge: BridgeIdentity;
   /** Request URI for harakiri logs. */
   uri: string;
+  /**
+   * Routing's `harakiri:N` for this request (seconds, 0 = none): a timer of its own next to
+   * --harakiri, the first to expire wins (uWSGI's user harakiri).
+   */
+  harakiri?: number;
 }
 
 export class BridgeConnection {

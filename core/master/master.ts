@@ -246,7 +246,7 @@ export async function runServer(
 
   await runInitHooks(registry.plugins(), { options, log: (m) => log.info(m) });
   // Routing rules are checked here, before any socket is bound: a bad rule is fatal (as uWSGI).
-  const routing = routingPlan(options, registry.plugins(), (a) => registry.unloadedRouteActionPlugin(a), (line) => log.info(line));
+  const routing = routingPlan(options, registry.plugins(), (a) => registry.unloadedRouteActionPlugin(a), (line) => log.info(line), (name) => registry.pluginFile(name));
   const apps = collectApps(options, registry);
   workerCounts(options);
   // Static options are checked before any socket is bound, like routing rules.
@@ -489,7 +489,7 @@ export async function runServer(
   };
 
   if (master) {
-    const count = options.int('core-workers', 1);
+    const count = coreWorkerCount(options.int('core-workers', 1), [...pools.values()].map((p) => p.capacity), log);
     coreWorkers = Array.from({ length: count }, (_, i) => new CoreWorkerHandle({ ...plan, workerIndex: i, workerCount: count }, log, masterLink, () => stopping));
     await Promise.all(coreWorkers.map((cw) => cw.start())).catch(async (err: unknown) => {
       // Release the stats address too: a fallback config started in this process may need it.
@@ -685,4 +685,19 @@ export function runCoreWorkerChild(): void {
   process.on('SIGUSR1', () => {});
   // If the master dies, so do we.
   process.on('disconnect', () => process.exit(0));
+}
+
+/**
+ * How many core workers to run: each needs at least one connection to every app pool (a
+ * bridge serves one connection per core, so a core worker with none would hold its requests
+ * forever). More than the smallest pool can take is cut down, with a warning saying what to
+ * raise.
+ */
+export function coreWorkerCount(requested: number, poolCapacities: readonly number[], log: ServerLog): number {
+  const smallest = poolCapacities.length > 0 ? Math.min(...poolCapacities) : Infinity;
+  const count = Math.max(1, Math.min(requested, smallest));
+  if (count < requested) {
+    log.warn(`--core-workers ${requested} is more than the ${smallest} connection(s) an app pool takes (--processes × --threads or --async): running ${count} core worker(s); raise --processes or --threads to use more`);
+  }
+  return count;
 }

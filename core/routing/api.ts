@@ -6,6 +6,7 @@
  * core/routing/ parses the rules at start-up and runs them per request. Nothing is
  * hard-wired: even `break` and `continue` are registered the same way by the core.
  */
+import type net from 'node:net';
 import type { ResolvedOptions } from '../options/resolved.ts';
 import type { UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import type { BodySource, ResponseSink } from '../bridge/pool-client.ts';
@@ -31,6 +32,13 @@ export interface RouteContext {
   captures: readonly string[];
   /** `donotlog:` sets it: the request log line is skipped. */
   noLog: boolean;
+  /**
+   * `harakiri:N` sets it: seconds this request may run in an app worker (0 = no timer of its
+   * own), next to --harakiri (the first to expire wins). Read when the request is sent to the app.
+   */
+  harakiri: number;
+  /** `donotoffload:` sets it: `offload:` refuses this request (uWSGI's can_offload = 0). */
+  offloadDisabled: boolean;
   /** `logvar:KEY=VALUE`: a request logvar, printed by `%(KEY)` in --log-format. */
   setLogVar(key: string, value: string): void;
   getVar(name: string): string | undefined;
@@ -56,6 +64,12 @@ export interface RouteContext {
   readonly body: BodySource | null;
   /** CONTENT_LENGTH as the front end parsed it (0 for none). */
   readonly contentLength: number;
+  /**
+   * The client connection, for a CONNECT request on an HTTP socket (router_http's
+   * `httpconnect:`); absent or null for every other request, whose connection the front end
+   * keeps framing as HTTP.
+   */
+  readonly tunnel?: ClientTunnel | null;
   /** Per-request storage for plugins, keyed by plugin name (e.g. basicauth's state). */
   readonly state: Map<string, unknown>;
   /** Identity of the serving process, for `${uwsgi[wid]}` / `${uwsgi[pid]}`. */
@@ -63,6 +77,17 @@ export interface RouteContext {
   readonly pid: number;
   /** Request start (ms since epoch) for `${uwsgi[sor]}` / `${uwsgi[rtime]}`. */
   readonly startedAt: number;
+}
+
+/**
+ * A CONNECT request's client connection, offered by the HTTP front end. Until take() it is an
+ * HTTP connection (an answer such as a 502 is framed as usual); after it, the action owns the
+ * socket's reading side and the response sink writes raw bytes: the head as a bare status
+ * line and headers, the body unframed, end() half-closes the connection.
+ */
+export interface ClientTunnel {
+  /** Take the connection over; `head` holds the bytes the client sent after the request head. Callable once. */
+  take(): { socket: net.Socket; head: Buffer };
 }
 
 export interface RouteResponse {
@@ -80,6 +105,19 @@ export interface RouteResponse {
    * response ('break'); an invalid status line is a 'break' too.
    */
   clearHeaders(statusLine: string): RouteOutcome | Promise<RouteOutcome>;
+  /**
+   * `send:` / `send-crnl:` — write bytes to the client as they are, outside the HTTP framing
+   * (ResponseSink.raw): a head prepared by `clearheaders:` and not yet sent goes out first; no
+   * head goes out after them. Inside the error/response chains they wait for the head in
+   * flight, which goes out first (uWSGI writes the headers before any body). Throws when the
+   * front end has no raw path.
+   */
+  send(bytes: Buffer): void;
+  /**
+   * `disableheaders:` — the response's head is not sent (uWSGI marks the headers as sent): the
+   * body goes out as it is and the connection closes after it.
+   */
+  disableHeaders(): void;
   /**
    * Answer the request from routing (break, return, redirect, basicauth, static…): the head
    * goes through the same header edits and transformations as an app response.

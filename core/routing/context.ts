@@ -6,7 +6,7 @@ import type { BodySource } from '../bridge/pool-client.ts';
 import type { ResolvedOptions } from '../options/resolved.ts';
 import type { UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import type { Transformation } from '../transform/api.ts';
-import type { RouteChainName, RouteContext } from './api.ts';
+import type { ClientTunnel, RouteChainName, RouteContext } from './api.ts';
 import { expand } from './expand.ts';
 import type { RouteResponseEdits } from './response-edits.ts';
 import type { RouteDefinitions } from './table.ts';
@@ -25,6 +25,8 @@ export interface RouteContextInit {
   /** The request body, for proxy actions; absent = none. */
   body?: BodySource | null;
   contentLength?: number;
+  /** A CONNECT request's client connection (HTTP front end only). */
+  tunnel?: ClientTunnel | null;
 }
 
 export class RequestRouteContext implements RouteContext {
@@ -42,10 +44,15 @@ export class RequestRouteContext implements RouteContext {
   readonly startedAt: number;
   readonly body: BodySource | null;
   readonly contentLength: number;
+  readonly tunnel: ClientTunnel | null;
   /** Set by `goto:`, consumed by the engine after the action returns (each chain run saves and restores it). */
   pendingGoto: string | null = null;
   /** `donotlog:` — the request log line is skipped. */
   noLog = false;
+  /** `harakiri:N` — this request's own harakiri (seconds, 0 = none). */
+  harakiri = 0;
+  /** `donotoffload:` — `offload:` refuses this request. */
+  offloadDisabled = false;
   /** `logvar:` values, for the request log line; null until one is set. */
   logvars: Map<string, string> | null = null;
   /** The response's transformation chain (§7), in the order the actions ran. */
@@ -66,6 +73,7 @@ export class RequestRouteContext implements RouteContext {
     this.startedAt = init.startedAt;
     this.contentLength = init.contentLength ?? 0;
     this.body = this.contentLength > 0 ? (init.body ?? null) : null;
+    this.tunnel = init.tunnel ?? null;
   }
 
   getVar(name: string): string | undefined {

@@ -3,6 +3,8 @@
  * request vars, response headers and var math. Registered through the core routing module
  * (module.ts) exactly as a plugin registers its own.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { RoutingError } from '../errors.ts';
 import type { RouteActionDefinition, RouteContext, RuleOrigin } from './api.ts';
 import { parseStatusLine, respond } from './respond.ts';
@@ -51,6 +53,58 @@ function splitHeader(text: string): [string, string] | null {
   if (colon <= 0) return null;
   return [text.slice(0, colon).trim(), text.slice(colon + 1).trimStart()];
 }
+
+/**
+ * `send:` / `send-crnl:`: the expanded text as bytes. The rule text was read as UTF-8 and
+ * request vars are latin-1 byte strings, so the text is turned into its UTF-8 bytes (as a
+ * latin-1 string) before expansion and the result is encoded latin-1: every byte is what the
+ * config file and the request held, as uWSGI sends them.
+ */
+function sendAction(name: string, crnl: boolean): RouteActionDefinition {
+  return {
+    name,
+    prepare(arg) {
+      const text = Buffer.from(arg, 'utf8').toString('latin1');
+      return (ctx) => {
+        const out = ctx.expand(text) + (crnl ? '\r\n' : '');
+        // uWSGI writes a 0-byte body: nothing reaches the client and nothing changes.
+        if (out !== '') ctx.response.send(Buffer.from(out, 'latin1'));
+        return 'next';
+      };
+    },
+  };
+}
+
+/**
+ * `chdir:DIR`: uWSGI changes the worker's directory, and the app runs there (this request and
+ * the next ones, until another chdir). Here the app runs in a bridge process: the core checks
+ * the directory (uWSGI's failing chdir() breaks the request with this log line) and sends it
+ * as UWSGI_CHDIR, which the bridge applies before calling the app. The core's own directory
+ * does not change (it also serves other requests, and without --master it is the master).
+ */
+const chdirAction: RouteActionDefinition = {
+  name: 'chdir',
+  prepare(arg, origin) {
+    if (arg.trim() === '') throw new RoutingError(`"chdir:" needs a directory in ${where(origin)}`);
+    return (ctx) => {
+      const dir = path.resolve(ctx.expand(arg));
+      let problem: string | null = null;
+      try {
+        if (!fs.statSync(dir).isDirectory()) problem = 'Not a directory';
+        else fs.accessSync(dir, fs.constants.X_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        problem = code === 'ENOENT' ? 'No such file or directory' : code === 'EACCES' ? 'Permission denied' : (err as Error).message;
+      }
+      if (problem !== null) {
+        ctx.log(`uwsgi_router_chdir_func()/chdir(): ${problem} [${dir}] during ${ctx.getVar('REQUEST_METHOD') ?? ''} ${ctx.getVar('REQUEST_URI') ?? ''} (${ctx.getVar('REMOTE_ADDR') ?? ''})`);
+        return 'break';
+      }
+      ctx.setVar('UWSGI_CHDIR', dir);
+      return 'next';
+    };
+  },
+};
 
 export const CORE_ACTIONS: readonly RouteActionDefinition[] = [
   { name: 'continue', aliases: ['last'], prepare: () => () => 'continue' },
@@ -163,6 +217,53 @@ export const CORE_ACTIONS: readonly RouteActionDefinition[] = [
     prepare(arg, origin) {
       if (arg.trim().length < 3) throw new RoutingError(`"clearheaders:${arg}" in ${where(origin)}: the argument must be a status line such as "404 Not Found" or "404"`);
       return (ctx) => ctx.response.clearHeaders(ctx.expand(arg));
+    },
+  },
+  sendAction('send', false),
+  // uWSGI's docs spell it send-crn1; the code registers send-crnl.
+  sendAction('send-crnl', true),
+  {
+    name: 'disableheaders',
+    prepare: () => (ctx) => {
+      ctx.response.disableHeaders();
+      return 'next';
+    },
+  },
+  {
+    // uWSGI's set_user_harakiri: a timer for this request next to --harakiri. As uWSGI reads
+    // the argument with atoi, 0 or garbage sets nothing; a negative value is refused here.
+    name: 'harakiri',
+    prepare(arg, origin) {
+      const secs = toInt(arg);
+      if (secs < 0) throw new RoutingError(`"harakiri:${arg}" in ${where(origin)}: the argument is a number of seconds`);
+      return (ctx) => {
+        if (secs > 0) ctx.harakiri = secs;
+        return 'next';
+      };
+    },
+  },
+  chdirAction,
+  // uWSGI's virtualenv of a dynamic app (python only): the app sees UWSGI_HOME in its environ.
+  setVarAction('sethome', 'UWSGI_HOME'),
+  // uWSGI 2.0 writes this one to UWSGI_HOME too (a bug): UWSGI_FILE is what the action means.
+  setVarAction('setfile', 'UWSGI_FILE'),
+  {
+    // uWSGI renames the worker that runs the request. The rule runs in the core worker: it is
+    // the process renamed (without --master, the only tsuwsgi process, as in uWSGI).
+    name: 'setprocname',
+    prepare(arg, origin) {
+      if (arg === '') throw new RoutingError(`"setprocname:" needs a name in ${where(origin)}`);
+      return (ctx) => {
+        process.title = ctx.expand(arg);
+        return 'next';
+      };
+    },
+  },
+  {
+    name: 'donotoffload',
+    prepare: () => (ctx) => {
+      ctx.offloadDisabled = true;
+      return 'next';
     },
   },
   setVarAction('setapp', 'UWSGI_APPID'),

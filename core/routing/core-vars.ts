@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { RouteContext, RouteVarDefinition } from './api.ts';
+import { MimeTable } from '../static/mime.ts';
 
 /** `a=1; b=2` / `a=1&b=2` → value of `key`, raw (not URL-decoded, as uWSGI). */
 function findItem(text: string, sep: RegExp, key: string): string {
@@ -41,6 +42,17 @@ function uwsgiVar(key: string, ctx: RouteContext): string {
   }
 }
 
+/**
+ * `${mime[VAR]}`: the MIME type of the file name in request var VAR, from /etc/mime.types and
+ * --mimefile (core/static/mime.ts), loaded on first use. uWSGI answers empty unless a static
+ * option made it load its table; tsuwsgi always knows the types.
+ */
+let mimeTable: MimeTable | null = null;
+function mimeVar(key: string, ctx: RouteContext): string {
+  mimeTable ??= MimeTable.load(ctx.options.all('mimefile'), (line) => ctx.log(line));
+  return mimeTable.lookup(ctx.getVar(key) ?? '') ?? '';
+}
+
 export const CORE_VARS: readonly RouteVarDefinition[] = [
   { name: 'cookie', get: (key, ctx) => findItem(ctx.getVar('HTTP_COOKIE') ?? '', /;/, key) },
   { name: 'qs', get: (key, ctx) => findItem(ctx.getVar('QUERY_STRING') ?? '', /&/, key) },
@@ -57,4 +69,5 @@ export const CORE_VARS: readonly RouteVarDefinition[] = [
   // Upper-case digits, as uWSGI 2.0.21 prints them (`${hex[REQUEST_METHOD]}` → 474554, `/` → 2F).
   { name: 'hex', get: (key, ctx) => Buffer.from(ctx.getVar(key) ?? '').toString('hex').toUpperCase() },
   { name: 'uwsgi', get: uwsgiVar },
+  { name: 'mime', get: mimeVar },
 ];

@@ -38,8 +38,10 @@ export function finalChainSink(sink: ResponseSink, table: RoutingTable, ctx: () 
     body: (chunk) => sink.body(chunk),
     onDrain: (cb) => sink.onDrain(cb),
     end() {
-      sink.end();
+      // Before the end goes down: the response is complete, and bytes a final `send:` writes
+      // still reach the client after the body (uWSGI runs the final chain before closing).
       run();
+      sink.end();
     },
     fail(s, reason) {
       if (status === 0) status = s;
@@ -55,11 +57,13 @@ export function finalChainSink(sink: ResponseSink, table: RoutingTable, ctx: () 
   };
   if (sink.close) {
     const close = sink.close.bind(sink);
-    out.close = () => {
-      close();
+    out.close = (s?: number) => {
+      if (status === 0 && s !== undefined) status = s;
+      close(s);
       run();
     };
   }
+  if (sink.raw) out.raw = sink.raw.bind(sink);
   if (sink.framesChunked) out.framesChunked = true;
   return out;
 }

@@ -259,23 +259,36 @@ export class ChainedResponse {
     for (const w of this.writers) if (w.state === 'idle' || w.state === 'preparing' || w.state === 'open') return;
     this.done = true;
     const d = this.down();
-    if (d.close) d.close();
+    // The log shows the status prepared when the chain broke, as uWSGI's does (ctx.status:
+    // the head's, or the one a clearheaders: set).
+    if (d.close) d.close(this.ctx.status || 500);
     else d.fail(500, 'the routing chain stopped the response');
   }
 
   /** Error chain, collect/pull, response chain; then the head goes out or is discarded. */
   prepare(w: Writer, head: Head): void {
     this.ctx.status = head.statusCode;
+    // `send:` in these chains waits for this head: uWSGI writes the headers before any body.
+    const edits = this.ctx.response;
+    const holding = edits.holdRaw();
+    const open = (): void => {
+      w.open(head);
+      if (holding) edits.releaseRaw();
+    };
+    const drop = (): void => {
+      w.drop();
+      if (holding) edits.releaseRaw();
+    };
     const afterError = (r: ChainResult): void | Promise<void> => {
-      if (r === 'break') return w.drop();
+      if (r === 'break') return drop();
       this.collect(head);
-      if (!this.tables.response || this.responseApplied || this.responseRunning) return w.open(head);
+      if (!this.tables.response || this.responseApplied || this.responseRunning) return open();
       this.responseRunning = true;
       return then(this.run('response', this.tables.response, head), (r2) => {
         this.responseRunning = false;
         this.responseApplied = true;
-        if (r2 === 'break') w.drop();
-        else w.open(head);
+        if (r2 === 'break') drop();
+        else open();
       });
     };
     const r = this.tables.error && !this.errorRunning && !w.inErrorChain ? this.runError(head) : 'continue';
@@ -283,7 +296,7 @@ export class ChainedResponse {
     if (isThenable(out)) {
       out.catch((err: Error) => {
         this.logError(`[uwsgi-route] response chains failed: ${err.message}`);
-        w.drop();
+        drop();
       });
     }
   }

@@ -6,6 +6,11 @@
 import type { ResponseSink } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import type { RouteOutcome, RouteResponse } from './api.ts';
+import { RoutingError } from '../errors.ts';
+import type { ClientWire } from './client-wire.ts';
+import { parseStatusLine } from './respond.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 /** The server-wide header options, compiled once (core/routing/header-options.ts). */
 export interface HeaderOptions {
@@ -42,6 +47,13 @@ export class RouteResponseEdits implements RouteResponse {
   /** Set while the error/response chain runs: routing's answers replace the response in flight. */
   answerSink: (() => ResponseSink) | null = null;
   readonly headerOptions: HeaderOptions;
+  /** The client end of the request (raw output: send:, disableheaders:); null = no raw path. */
+  wire: ClientWire | null = null;
+  /** The request's SERVER_PROTOCOL, for a head `send:` writes raw. */
+  protocol = 'HTTP/1.0';
+  /** A response head is being prepared (error/response chains): raw output waits for it. */
+  private holding = false;
+  private heldRaw: Buffer[] | null = null;
   private readonly makeSink: () => ResponseSink;
 
   constructor(makeSink: () => ResponseSink, headerOptions: HeaderOptions = NO_HEADER_OPTIONS) {
@@ -70,6 +82,60 @@ export class RouteResponseEdits implements RouteResponse {
     if (this.onClear) return this.onClear(statusLine);
     this.prepared = statusLine;
     return 'next';
+  }
+
+  send(bytes: Buffer): void {
+    const wire = this.requireWire('send');
+    if (this.holding) {
+      (this.heldRaw ??= []).push(bytes);
+      return;
+    }
+    // uWSGI's body write sends prepared headers first: a `clearheaders:` of the request chain
+    // goes out (with the header edits) before the bytes, and is then no longer pending.
+    if (!wire.rawStarted && this.prepared !== null) {
+      const status = parseStatusLine(this.prepared);
+      this.prepared = null;
+      if (status) {
+        const head = this.apply({ statusCode: status[0], reason: status[1], headers: [], contentLength: -1, chunked: false, headerBytes: 0, headerCount: 0 });
+        let text = `${this.protocol} ${head.statusCode} ${head.reason}\r\n`;
+        for (let i = 0; i < head.headers.length; i += 2) text += `${head.headers[i]}: ${head.headers[i + 1]}\r\n`;
+        const bytes = Buffer.from(`${text}\r\n`, 'latin1');
+        wire.raw(bytes);
+        wire.sentHead = { statusCode: head.statusCode, headerBytes: bytes.length, headerCount: head.headers.length / 2 };
+      }
+    }
+    wire.send(bytes);
+  }
+
+  disableHeaders(): void {
+    const wire = this.requireWire('disableheaders');
+    // Bytes from an earlier `send:` already wait for the head in flight: it goes out first.
+    if (this.heldRaw !== null && this.heldRaw.length > 0) return;
+    wire.raw(EMPTY);
+  }
+
+  /**
+   * The error/response chains are preparing a head: `send:` output waits until it went out
+   * (releaseRaw), as uWSGI writes the headers before any body bytes. Returns false when an
+   * outer preparation already holds (only the outermost releases).
+   */
+  holdRaw(): boolean {
+    if (this.holding || this.wire === null) return false;
+    this.holding = true;
+    return true;
+  }
+
+  releaseRaw(): void {
+    this.holding = false;
+    const held = this.heldRaw;
+    if (held === null) return;
+    this.heldRaw = null;
+    for (const b of held) this.send(b);
+  }
+
+  private requireWire(action: string): ClientWire {
+    if (this.wire === null) throw new RoutingError(`"${action}:" has no client connection to write to here: raw output only reaches clients of --http-socket, --http and --socket`);
+    return this.wire;
   }
 
   /** Is this header dropped (--del-header, delheader)? */

@@ -5,12 +5,13 @@
  * fatal before anything is served) and yields the serialisable part of a CoreWorkerPlan; a
  * core worker (child or in-process) rebuilds the same tables from it.
  */
+import path from 'node:path';
 import type { BodySource, ResponseSink } from '../bridge/pool-client.ts';
 import { ResolvedOptions } from '../options/resolved.ts';
 import type { ConfigEntry } from '../options/spec.ts';
 import type { PluginDescriptor } from '../plugins/api.ts';
 import type { UwsgiVars } from '../protocol/uwsgi-packet.ts';
-import type { RouteChainName } from './api.ts';
+import type { ClientTunnel, RouteChainName } from './api.ts';
 import { RequestRouteContext } from './context.ts';
 import { runChain, type ChainResult } from './engine.ts';
 import { compileErrorPages, compileHeaderOptions, errorPageWarnings, HEADER_OPTION_NAMES } from './header-options.ts';
@@ -25,6 +26,12 @@ export interface RoutingPlan {
   entries: ConfigEntry[];
   /** Loaded plugins, in load order: their route actions/conditions/vars. */
   plugins: string[];
+  /**
+   * Plugins of `plugins` the master loaded from a file (`--plugins-dir`, a path, a build's
+   * own plugin directory): name → absolute path. A core worker process cannot find those by
+   * name in the build, so it loads the same files (core/plugins/plan-plugins.ts).
+   */
+  pluginFiles: Record<string, string>;
 }
 
 export interface RoutedRequest {
@@ -35,6 +42,11 @@ export interface RoutedRequest {
   /** The pipeline's CoreRequest has both: proxy actions forward the body. */
   body?: BodySource | null;
   contentLength?: number;
+  /**
+   * A CONNECT request's client connection: the HTTP front end puts it on the request it hands
+   * to the pipeline, which passes the request here as it is.
+   */
+  tunnel?: ClientTunnel | null;
 }
 
 /** Every chain's table (null: the chain has no rule, and costs nothing) and the header options. */
@@ -90,6 +102,7 @@ export class RequestRouter {
       startedAt: req.startedAt,
       body: req.body,
       contentLength: req.contentLength,
+      tunnel: req.tunnel,
     });
     return ctx;
   }
@@ -142,7 +155,13 @@ export function hasRouting(entries: readonly ConfigEntry[]): boolean {
  * when there is no rule in any chain and no header option (the pipeline then does nothing
  * extra per request). `log` gets the tables' dump.
  */
-export function routingPlan(options: ResolvedOptions, plugins: readonly PluginDescriptor[], hint?: (action: string) => string | undefined, log?: (line: string) => void): RoutingPlan | null {
+export function routingPlan(
+  options: ResolvedOptions,
+  plugins: readonly PluginDescriptor[],
+  hint?: (action: string) => string | undefined,
+  log?: (line: string) => void,
+  pluginFile?: (name: string) => string | undefined,
+): RoutingPlan | null {
   if (!hasRouting(options.entries)) return null;
   const tables = compileRoutingTables(options.entries, plugins, hint);
   if (log) {
@@ -159,7 +178,12 @@ export function routingPlan(options: ResolvedOptions, plugins: readonly PluginDe
     for (const [name, vars] of tables.headers.pull) log(`pulling header ${name} to var ${vars.join(',')}`);
     for (const line of errorPageWarnings(tables.errorPages)) log(line);
   }
-  return { entries: [...options.entries], plugins: plugins.map((d) => d.name) };
+  const pluginFiles: Record<string, string> = {};
+  for (const d of plugins) {
+    const file = pluginFile?.(d.name);
+    if (file !== undefined) pluginFiles[d.name] = path.resolve(file);
+  }
+  return { entries: [...options.entries], plugins: plugins.map((d) => d.name), pluginFiles };
 }
 
 /** One line per rule, as uWSGI dumps its routing table at start-up. */

@@ -11,7 +11,7 @@ import { compileRequestLogger, type ChildLogSettings, type RequestLogSettings } 
 import { startHttpFrontend } from './http-frontend.ts';
 import { RequestPipeline, type AppRoute } from './pipeline.ts';
 import { defaultPluginSource } from '../plugins/catalog.ts';
-import type { PluginDescriptor } from '../plugins/api.ts';
+import { planPlugins } from '../plugins/plan-plugins.ts';
 import { ResolvedOptions } from '../options/resolved.ts';
 import { compileRoutingTables, RequestRouter, type RoutingPlan } from '../routing/router.ts';
 import type { BoundSocket } from './sockets.ts';
@@ -142,7 +142,8 @@ export class CoreWorker {
         );
       }
     }
-    if (p.harakiri > 0) {
+    // With routing, a `harakiri:` rule may set a timer for a request even without --harakiri.
+    if (p.harakiri > 0 || p.routing !== null) {
       // uWSGI's master checks every second (check-interval); so do we.
       this.harakiriTimer = setInterval(() => this.checkHarakiri(), 1000);
       this.harakiriTimer.unref();
@@ -151,21 +152,27 @@ export class CoreWorker {
 
   /**
    * Rebuild the routing tables the master validated. Route actions come from the plugins the
-   * master had loaded, found by name in this build (a plugin file's actions are not yet).
+   * master had loaded: found by name in this build, or loaded from the same plugin file. A
+   * file that fails here throws, and start() fails (a child reports it to the master, which
+   * stops start-up with the message).
    */
   private buildRouter(plan: RoutingPlan): RequestRouter {
-    const available = defaultPluginSource().available;
-    const plugins = plan.plugins.map((n) => available.get(n)).filter((d): d is PluginDescriptor => d !== undefined);
+    const plugins = planPlugins(plan.plugins, plan.pluginFiles, defaultPluginSource().available);
     const tables = compileRoutingTables(plan.entries, plugins);
     return new RequestRouter(tables, new ResolvedOptions(plan.entries), (line) => this.log.info(line), this.plan.workerIndex + 1);
   }
 
   private checkHarakiri(): void {
-    const limit = this.plan.harakiri * 1000;
+    const global = this.plan.harakiri * 1000;
     const now = Date.now();
     for (const [name, client] of this.clients) {
       for (const conn of client.inFlight()) {
         const ex = conn.exchange!;
+        // A routing `harakiri:N` is a second timer for this request (uWSGI's user harakiri, checked
+        // next to the worker's): whichever expires first kills it.
+        const own = (ex.harakiri ?? 0) * 1000;
+        const limit = own > 0 && (global === 0 || own < global) ? own : global;
+        if (limit === 0) continue;
         // Counted from when the bridge started the request (uWSGI: when the worker took it),
         // not from when it arrived: time spent waiting for a free worker is not the app's.
         if (now - conn.headSince < limit) continue;

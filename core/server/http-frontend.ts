@@ -13,7 +13,9 @@ import { reasonPhrase } from '../protocol/status.ts';
 import type { UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import { spoolBody } from './body-spool.ts';
+import { HttpRawOutput } from './http-raw-output.ts';
 import type { RequestPipeline } from './pipeline.ts';
+import type { ClientTunnel } from '../routing/api.ts';
 
 export interface HttpFrontendOptions {
   fd: number;
@@ -80,6 +82,8 @@ export function startHttpFrontend(o: HttpFrontendOptions): http.Server {
   });
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => onRequest(o, req, res));
+  // Node hands a CONNECT request to 'connect' (with the raw socket), never to 'request'.
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => onConnect(o, req, socket, head));
   server.listen({ fd: o.fd, backlog: o.backlog });
   return server;
 }
@@ -208,8 +212,15 @@ function httpSink(res: http.ServerResponse): ResponseSink {
     clientGone = true;
     if (abort) abort();
   });
+  // Routing's raw output (send:, disableheaders:) takes the connection over from `res`; until
+  // then, the head given to `res` and whether a body followed it (Node sends them together).
+  let raw: HttpRawOutput | null = null;
+  let given: ResponseHead | null = null;
+  let wrote = false;
   return {
     head(h: ResponseHead) {
+      if (raw) return;
+      given = h;
       try {
         res.writeHead(h.statusCode, h.reason, h.headers);
       } catch (err) {
@@ -221,6 +232,8 @@ function httpSink(res: http.ServerResponse): ResponseSink {
     body(chunk: Buffer) {
       // A destroyed response never emits 'drain': report "no backpressure" and drop the bytes.
       if (clientGone || res.writableEnded || res.destroyed) return true;
+      if (raw) return raw.write(chunk);
+      wrote = true;
       // Pieces of a body read in one event-loop turn (a 64 KiB body arrives in two reads)
       // leave in one write.
       if (!corked) {
@@ -231,14 +244,17 @@ function httpSink(res: http.ServerResponse): ResponseSink {
       return res.write(chunk);
     },
     onDrain(cb) {
-      res.once('drain', cb);
+      if (raw) raw.onDrain(cb);
+      else res.once('drain', cb);
     },
     end() {
-      if (!res.writableEnded) res.end();
       abort = null;
+      if (raw) raw.end();
+      else if (!res.writableEnded) res.end();
     },
     fail(status) {
       abort = null;
+      if (raw) return raw.destroy();
       if (res.writableEnded || res.destroyed) return;
       if (!res.headersSent) {
         res.writeHead(status, reasonPhrase(status), { 'Content-Type': 'text/plain' });
@@ -253,10 +269,151 @@ function httpSink(res: http.ServerResponse): ResponseSink {
       if (clientGone) fn();
     },
     close() {
-      // Routing ended the request without an answer: the client sees the connection close.
+      // Routing ended the request without an answer: the client sees the connection close
+      // (after the raw bytes already written, if any).
       abort = null;
-      res.destroy();
+      if (raw) raw.end();
+      else res.destroy();
+    },
+    raw(chunk: Buffer) {
+      if (clientGone || res.writableEnded || res.destroyed) return true;
+      raw ??= new HttpRawOutput(res, given !== null && !wrote ? given : null);
+      return raw.write(chunk);
     },
     framesChunked: true,
   };
+}
+
+/**
+ * A CONNECT request (`CONNECT host:port HTTP/1.1`). uWSGI's http parser treats it as any
+ * request: REQUEST_URI and PATH_INFO are the authority, and without a routing rule the app
+ * answers it (checked against uWSGI 2.0.21), then the connection closes. A rule with
+ * router_http's `httpconnect:` turns it into a tunnel: the request carries a ClientTunnel the
+ * action takes the socket from (docs/routing.md, router_http).
+ */
+function onConnect(o: HttpFrontendOptions, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+  const url = req.url ?? '';
+  const remoteAddr = stripV4Mapped(socket.remoteAddress ?? '');
+  const vars: UwsgiVars = [
+    ['REQUEST_METHOD', req.method ?? 'CONNECT'],
+    ['REQUEST_URI', url],
+    ['PATH_INFO', decodePath(url)],
+    ['QUERY_STRING', ''],
+    ['SERVER_PROTOCOL', `HTTP/${req.httpVersion}`],
+    ['SCRIPT_NAME', ''],
+    ['SERVER_NAME', HOSTNAME],
+    ['SERVER_PORT', String(socket.localPort ?? '')],
+    ['REMOTE_ADDR', remoteAddr],
+    ['REMOTE_PORT', String(socket.remotePort ?? '')],
+  ];
+  for (const name in req.headers) {
+    const value = req.headers[name];
+    // A CONNECT has no body for the app: bytes after the head belong to the tunnel.
+    if (value === undefined || name === 'transfer-encoding' || name === 'content-length') continue;
+    vars.push([cgiName(name), Array.isArray(value) ? value.join(', ') : value]);
+  }
+  socket.setNoDelay(true);
+  // Node gives no ServerResponse for a CONNECT: make one, so an HTTP answer (the app's, a
+  // routing error) is framed like any other. The connection is not kept alive, as uWSGI.
+  const res = new http.ServerResponse(req);
+  res.assignSocket(socket);
+  res.shouldKeepAlive = false;
+  res.on('finish', () => socket.end());
+  const { sink, tunnel } = connectSink(httpSink(res), res, socket, head);
+  const request = {
+    modifier1: o.modifier1,
+    modifier2: o.modifier2,
+    vars,
+    method: req.method ?? 'CONNECT',
+    uri: url,
+    protocol: `HTTP/${req.httpVersion}`,
+    remoteAddr,
+    contentLength: 0,
+    body: null as BodySource | null,
+    startedAt: Date.now(),
+    // Read by the routing context (core/routing/router.ts RoutedRequest), not by the pipeline.
+    tunnel,
+  };
+  if (!o.pipeline.handle(request, sink)) socket.destroy();
+}
+
+/**
+ * The sink of a CONNECT request: HTTP (through `http`) until the tunnel is taken, raw bytes on
+ * the socket after. Raw, the head is written as uWSGI writes "200 Connection established"
+ * (status line, headers, blank line), the body unframed, and end() half-closes the socket: the
+ * relay in router_http decides when the other direction is over.
+ */
+function connectSink(framed: ResponseSink, res: http.ServerResponse, socket: net.Socket, head: Buffer): { sink: ResponseSink; tunnel: ClientTunnel } {
+  let raw = false;
+  let ended = false;
+  let abort: (() => void) | null = null;
+  const tunnel: ClientTunnel = {
+    take() {
+      if (raw) throw new Error('the CONNECT connection was already taken');
+      raw = true;
+      // The socket leaves the ServerResponse: it no longer writes to it nor reacts to its close.
+      res.detachSocket(socket);
+      socket.on('close', () => {
+        if (!ended && abort) abort();
+      });
+      return { socket, head };
+    },
+  };
+  const sink: ResponseSink = {
+    head(h: ResponseHead) {
+      if (!raw) return framed.head(h);
+      if (socket.destroyed) return;
+      let text = `HTTP/1.1 ${h.statusCode} ${h.reason}\r\n`;
+      for (let i = 0; i < h.headers.length; i += 2) text += `${h.headers[i]}: ${h.headers[i + 1]}\r\n`;
+      socket.write(Buffer.from(`${text}\r\n`, 'latin1'));
+    },
+    body(chunk: Buffer) {
+      if (!raw) return framed.body(chunk);
+      if (socket.destroyed || socket.writableEnded) return true;
+      return socket.write(chunk);
+    },
+    onDrain(cb) {
+      if (!raw) return framed.onDrain(cb);
+      socket.once('drain', cb);
+    },
+    end() {
+      if (!raw) return framed.end();
+      ended = true;
+      abort = null;
+      if (!socket.destroyed) socket.end();
+    },
+    fail(status, reason) {
+      if (!raw) return framed.fail(status, reason);
+      // The 200 is out: cutting the connection is the only signal left.
+      ended = true;
+      abort = null;
+      socket.destroy();
+    },
+    bindAbort(fn) {
+      if (!raw) return framed.bindAbort(fn);
+      abort = fn;
+    },
+    close(status?: number) {
+      if (!raw) {
+        if (framed.close) framed.close(status);
+        else socket.destroy();
+        return;
+      }
+      ended = true;
+      abort = null;
+      socket.destroy();
+    },
+    framesChunked: true,
+  };
+  // Routing's raw output (`send:`) on a CONNECT that is not tunnelled goes through the framed
+  // sink's raw path; once tunnelled, the socket is raw already.
+  const framedRaw = framed.raw?.bind(framed);
+  if (framedRaw) {
+    sink.raw = (chunk: Buffer): boolean => {
+      if (!raw) return framedRaw(chunk);
+      if (socket.destroyed || socket.writableEnded) return true;
+      return socket.write(chunk);
+    };
+  }
+  return { sink, tunnel };
 }

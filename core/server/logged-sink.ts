@@ -60,9 +60,10 @@ export function tallyingSink(sink: ResponseSink, done: (status: number, tally: R
   };
   if (sink.close) {
     const close = sink.close.bind(sink);
-    out.close = () => {
-      close();
-      finish(499);
+    // Without a status the client is taken to have left (499), as for an abort.
+    out.close = (status?: number) => {
+      close(status);
+      finish(status ?? 499);
     };
   }
   if (sink.framesChunked) out.framesChunked = true;

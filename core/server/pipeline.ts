@@ -9,6 +9,7 @@ import type { BodySource, BridgeConnection, PoolClient, ResponseSink, Waiter } f
 import { encodePacket, UWSGI_HEADER_SIZE, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import type { RequestLogger } from '../logging/worker-log.ts';
 import type { ServerLog } from '../logging/server-log.ts';
+import { ClientWire } from '../routing/client-wire.ts';
 import type { RequestRouteContext } from '../routing/context.ts';
 import type { ChainResult } from '../routing/engine.ts';
 import { finalChainSink } from '../routing/final-chain.ts';
@@ -18,6 +19,7 @@ import { editingSink } from '../routing/response-edits.ts';
 import type { RequestRouter } from '../routing/router.ts';
 import type { StaticFiles } from '../static/static-files.ts';
 import { transformingSink } from '../transform/chain.ts';
+import type { PipelineRequestRecord } from '../logging/request-record.ts';
 import { requestRecord, tallyingSink, varsBlockSize } from './logged-sink.ts';
 
 /** A request as a front end hands it over. */
@@ -86,9 +88,12 @@ export class RequestPipeline {
     }
     let ctx: RequestRouteContext | null = null;
     // The final chain wraps the client sink once: whoever answers (app, routing, static
-    // file, an error), it runs when that response is over.
-    const front = router.tables.final ? finalChainSink(sink, router.tables.final, () => ctx, (line) => this.o.log.error(line)) : sink;
+    // file, an error), it runs when that response is over. The wire above it is where raw
+    // output (send:, disableheaders:) and every response of the request meet.
+    const front = new ClientWire(router.tables.final ? finalChainSink(sink, router.tables.final, () => ctx, (line) => this.o.log.error(line)) : sink);
     const c = router.context(req, (rc) => this.routedSink(req, front, rc));
+    c.response.wire = front;
+    c.response.protocol = req.protocol;
     ctx = c;
     const failed = (err: Error): void => {
       this.o.log.error(`internal routing failed for ${req.uri}: ${err.message}`);
@@ -123,8 +128,7 @@ export class RequestPipeline {
         return;
       }
       // BREAK without a response (bare `break:`, an error, a backward goto): close, as uWSGI.
-      if (sink.close) sink.close();
-      else sink.fail(500, 'Internal Server Error');
+      this.closeUnanswered(req, sink, ctx);
       return;
     }
     // Actions may have rewritten the method, URI and modifiers the log and dispatch use.
@@ -134,9 +138,18 @@ export class RequestPipeline {
     req.uri = ctx.getVar('REQUEST_URI') ?? req.uri;
     if (!this.dispatch(req, sink, ctx)) {
       // Too late to refuse the connection silently (routing may have waited): close it.
-      if (sink.close) sink.close();
-      else sink.fail(500, 'Internal Server Error');
+      this.closeUnanswered(req, sink, ctx);
     }
+  }
+
+  /**
+   * Close a request routing ended without an answer, with a log line as uWSGI writes one:
+   * nothing prepared a status, so 500 (and the bytes `send:` wrote, if any).
+   */
+  private closeUnanswered(req: CoreRequest, sink: ResponseSink, ctx: RequestRouteContext): void {
+    const logged = this.routingLog(req, sink, ctx);
+    if (logged.close) logged.close(500);
+    else logged.fail(500, 'Internal Server Error');
   }
 
   /**
@@ -253,6 +266,11 @@ export class RequestPipeline {
    * core worker stands in for the bridge).
    */
   private routedSink(req: CoreRequest, sink: ResponseSink, ctx: RequestRouteContext): ResponseSink {
+    return this.responseSink(ctx, this.routingLog(req, sink, ctx));
+  }
+
+  /** `sink` with the request log line of a response this core worker makes (routing's own). */
+  private routingLog(req: CoreRequest, sink: ResponseSink, ctx: RequestRouteContext): ResponseSink {
     const log = this.o.requestLog;
     const logged =
       !log || ctx.noLog
@@ -270,9 +288,10 @@ export class RequestPipeline {
             record.modifier1 = ctx.modifier1;
             record.modifier2 = ctx.modifier2;
             if (ctx.logvars) record.logvars = ctx.logvars;
+            logRawOutput(record, ctx);
             if (log.wants(record)) this.o.log.request(log.format(record));
           });
-    return this.responseSink(ctx, logged);
+    return logged;
   }
 
   /**
@@ -321,7 +340,10 @@ export class RequestPipeline {
         record.packetSize = packet.length - UWSGI_HEADER_SIZE;
         record.micros = Math.round((performance.now() - t0) * 1000);
         record.core = identity.core;
-        if (routed?.logvars) record.logvars = routed.logvars;
+        if (routed) {
+          if (routed.logvars) record.logvars = routed.logvars;
+          logRawOutput(record, routed);
+        }
         if (log.wants(record)) this.o.log.request(log.format(record));
       },
       chained ? undefined : notice,
@@ -329,7 +351,8 @@ export class RequestPipeline {
     // Routing's chains, transformations and addheader/delheader apply to the app's response on
     // its way out (and the log counts what was sent).
     const out = routed ? this.responseSink(routed, logged) : logged;
-    conn.send(packet, body, req.method === 'HEAD', chained ? failNotice(out, notice) : out, { bridge: identity, uri: req.uri }, retry);
+    const info = { bridge: identity, uri: req.uri, harakiri: routed ? routed.harakiri : 0 };
+    conn.send(packet, body, req.method === 'HEAD', chained ? failNotice(out, notice) : out, info, retry);
   }
 
   private count(pid: number, app: number): BridgeCounters {
@@ -354,6 +377,25 @@ export class RequestPipeline {
   }
 }
 
+
+/**
+ * What the log line says after routing's raw output (`send:`, `disableheaders:`), which the
+ * tally does not see: the bytes `send:` wrote count as body bytes (uWSGI's "generated N
+ * bytes"), a head `send:` wrote for a `clearheaders:` is the status and headers, and a head
+ * that was dropped sent 0 header bytes.
+ */
+function logRawOutput(record: PipelineRequestRecord, ctx: RequestRouteContext): void {
+  const wire = ctx.response.wire;
+  if (wire === null || !wire.rawStarted) return;
+  record.bodyBytes += wire.sentBytes;
+  if (wire.sentHead) {
+    record.status = wire.sentHead.statusCode;
+    record.headerBytes = wire.sentHead.headerBytes;
+    record.headerCount = wire.sentHead.headerCount;
+  } else if (wire.headDropped) {
+    record.headerBytes = 0;
+  }
+}
 
 /** `sink`, telling `notice` about a failure before passing it on. */
 function failNotice(sink: ResponseSink, notice: (status: number, reason: string) => void): ResponseSink {

@@ -150,17 +150,23 @@ function socketBody(socket: net.Socket, first: Buffer, length: number): BodySour
   };
 }
 
-/** Write the response as raw HTTP (the uwsgi protocol's modifier1 72 reply), then close. */
+/**
+ * Write the response as raw HTTP (the uwsgi protocol's modifier1 72 reply), then close. The
+ * connection already ends with the response, so routing's raw output (send:, disableheaders:)
+ * only means: its bytes go out as they are, and no head is written after them.
+ */
 function rawSink(socket: net.Socket, protocol: string): ResponseSink {
   let abort: (() => void) | null = null;
   let headSent = false;
   let clientGone = false;
+  let rawOutput = false;
   socket.on('close', () => {
     clientGone = true;
     abort?.();
   });
   return {
     head(h: ResponseHead) {
+      if (rawOutput) return;
       headSent = true;
       let text = `${protocol} ${h.statusCode} ${h.reason}\r\n`;
       for (let i = 0; i < h.headers.length; i += 2) text += `${h.headers[i]}: ${h.headers[i + 1]}\r\n`;
@@ -180,7 +186,7 @@ function rawSink(socket: net.Socket, protocol: string): ResponseSink {
     fail(status) {
       abort = null;
       if (socket.destroyed) return;
-      if (headSent) {
+      if (headSent || rawOutput) {
         socket.destroy();
         return;
       }
@@ -192,9 +198,16 @@ function rawSink(socket: net.Socket, protocol: string): ResponseSink {
       if (clientGone) fn();
     },
     close() {
-      // Routing ended the request without an answer: the client sees the connection close.
+      // Routing ended the request without an answer: the client sees the connection close
+      // (after the raw bytes already written, if any).
       abort = null;
-      socket.destroy();
+      if (rawOutput) socket.end();
+      else socket.destroy();
+    },
+    raw(chunk) {
+      rawOutput = true;
+      if (clientGone || socket.destroyed || socket.writableEnded) return true;
+      return chunk.length === 0 ? true : socket.write(chunk);
     },
   };
 }

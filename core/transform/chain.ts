@@ -81,7 +81,7 @@ class TransformChain implements ResponseSink {
   private readonly misplaced: TransformError | null;
   private done = false;
   private abort: (() => void) | null = null;
-  close?: () => void;
+  close?: (status?: number) => void;
 
   constructor(sink: ResponseSink, steps: readonly Transformation[], o: ChainOptions) {
     this.sink = sink;
@@ -116,9 +116,9 @@ class TransformChain implements ResponseSink {
           );
     if (sink.close) {
       const close = sink.close.bind(sink);
-      this.close = () => {
+      this.close = (status?: number) => {
         this.stop();
-        close();
+        close(status);
       };
     }
   }

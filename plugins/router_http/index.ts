@@ -4,7 +4,8 @@
  * backend's response back (BREAK). `proxyhttp` is the same action: uWSGI's only difference
  * (never handing the exchange to offload threads) does not apply here, where every proxy
  * runs on the event loop. `httpdumb` is uwsgi_to_http_dumb: the client's protocol and every
- * header as received (no hop-by-hop filtering, no `Connection: close`).
+ * header as received (no hop-by-hop filtering, no `Connection: close`). `httpconnect` and
+ * `proxyhttpconnect` open CONNECT tunnels (connect.ts).
  * node:net is used rather than node:http's client so the request goes out exactly as built
  * and the response bytes are parsed by the core's own HttpResponseParser.
  */
@@ -12,6 +13,7 @@ import { definePlugin, PLUGIN_API_VERSION, type RouteActionDefinition } from '..
 import { RoutingError } from '../../core/errors.ts';
 import type { RouteContext, RouteOutcome } from '../../core/routing/api.ts';
 import { isValidAddr, proxyRequest } from '../../core/routing/proxy.ts';
+import { connectAction } from './connect.ts';
 
 /**
  * Headers uWSGI does not forward (hop-by-hop); X-Forwarded-For is rebuilt, not copied.
@@ -83,6 +85,6 @@ function httpAction(name: string, dumb: boolean): RouteActionDefinition {
 export default definePlugin({
   name: 'router_http',
   apiVersion: PLUGIN_API_VERSION,
-  description: 'internal routing: the http, proxyhttp and httpdumb actions (forward the request to an HTTP server)',
-  routeActions: [httpAction('http', false), httpAction('proxyhttp', false), httpAction('httpdumb', true)],
+  description: 'internal routing: the http, proxyhttp and httpdumb actions (forward the request to an HTTP server), httpconnect and proxyhttpconnect (CONNECT tunnels)',
+  routeActions: [httpAction('http', false), httpAction('proxyhttp', false), httpAction('httpdumb', true), connectAction('httpconnect'), connectAction('proxyhttpconnect')],
 });

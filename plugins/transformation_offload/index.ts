@@ -159,6 +159,11 @@ export default definePlugin({
             ctx.log('unable to use the offload transformation without offload threads !!! (set --offload-threads to a number above 0; docs/transformations.md)');
             return 'break';
           }
+          // uWSGI's donotoffload clears the socket's can_offload, which this check reads.
+          if (ctx.offloadDisabled) {
+            ctx.log('unable to use the offload transformation without offload threads !!! (a donotoffload: rule disabled offloading for this request; docs/routing.md)');
+            return 'break';
+          }
           ctx.addTransformation(new OffloadTransformation(limit));
           return 'next';
         };

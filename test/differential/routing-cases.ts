@@ -569,8 +569,6 @@ export const CASES: RoutingCase[] = [
     name: 'send: raw bytes to the client before the response',
     args: ['--route', '^/s send:hello'],
     requests: get('/s'),
-    knownDifference: 'the `send` action is not implemented (docs/routing.md "Pending"; core/routing/core-actions.ts, owned by the routing-chains work): tsuwsgi refuses the rule at start-up',
     // uWSGI writes the bytes before any header, so its answer is not HTTP: "hello" then the app's body.
-    uwsgi: [{ raw: 'helloREQUEST_METHOD=GET\nREQUEST_URI=/s\nPATH_INFO=/s\nSCRIPT_NAME=\nQUERY_STRING=\nREMOTE_ADDR=127.0.0.1\nREMOTE_USER=<unset>\nDOCUMENT_ROOT=<unset>\nwsgi.url_scheme=http\n' }],
   },
 ];

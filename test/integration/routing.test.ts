@@ -62,6 +62,7 @@ describe('request chain: actions, conditions and vars (one server)', () => {
       '--route-run', 'addheader:X-Wid: ${uwsgi[wid]}',
       '--route-run', 'addheader:X-B64: ${base64[REQUEST_METHOD]}',
       '--route-run', 'addheader:X-Hex: ${hex[REQUEST_METHOD]}',
+      '--route', '^/files/ addheader:X-Mime: [${mime[PATH_INFO]}]',
       '--route-run', 'addheader:X-Gone: 1', '--route-run', 'delheader:x-gone',
     ]);
   });
@@ -162,6 +163,13 @@ describe('request chain: actions, conditions and vars (one server)', () => {
     expect(Number(r.headers['x-wid'])).toBeGreaterThanOrEqual(1);
     expect(r.headers['x-b64']).toBe('R0VU');
     expect(r.headers['x-hex']).toBe('474554');
+  });
+
+  it('mime[] gives the type of a file name from /etc/mime.types, empty when unknown', async () => {
+    expect((await get(srv, '/files/logo.png')).headers['x-mime']).toBe('[image/png]');
+    expect((await get(srv, '/files/x.tar.gz')).headers['x-mime']).toBe('[application/gzip]');
+    expect((await get(srv, '/files/noext')).headers['x-mime']).toBe('[]');
+    expect((await get(srv, '/files/a.unknownext')).headers['x-mime']).toBe('[]');
   });
 
   it('donotlog suppresses the request log line', async () => {

@@ -122,6 +122,18 @@ describe('bridge death and harakiri', () => {
     expect(await s.stop()).toBe(0);
   }, 90000);
 
+  test('--core-workers 2 with one single-threaded app worker: one core worker runs (a warning says what to raise) and every request is answered', async () => {
+    srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', SUITE, '--core-workers', '2', '--processes', '1']);
+    const s = srv;
+    await withLog(s, async () => {
+      await s.waitForLog(/--core-workers 2 is more than the 1 connection\(s\) an app pool takes .*running 1 core worker/);
+      // Fresh connections, so each could land on any core worker: none may hang.
+      const answers = await Promise.all(Array.from({ length: 12 }, () => httpRequest(s.port, { path: '/hello', headers: { Connection: 'close' }, timeoutMs: 5000 })));
+      for (const r of answers) expect(r.status).toBe(200);
+    });
+    expect(await s.stop()).toBe(0);
+  }, 60000);
+
   test('--master: a request sent while the core worker is down is served after the respawn (the master keeps the socket)', async () => {
     srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', SUITE, '--master', '--processes', '1']);
     const s = srv;
