@@ -52,6 +52,8 @@ export interface RouteContext {
   goto(target: string): void;
   /** The response status once known (error/response/final chains), else 0. */
   readonly status: number;
+  /** Body bytes sent to the client (`${uwsgi[rsize]}`): known in the final chain, 0 before. */
+  readonly responseSize: number;
   /** Response header edits applied when the head goes out (addheader, delheader, clearheaders). */
   readonly response: RouteResponse;
   /** Append a transformation to this request's response chain (§7). */

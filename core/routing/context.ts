@@ -37,6 +37,7 @@ export class RequestRouteContext implements RouteContext {
   modifier2: number;
   captures: readonly string[] = [];
   status = 0;
+  responseSize = 0;
   readonly response: RouteResponseEdits;
   readonly state = new Map<string, unknown>();
   readonly workerId: number;

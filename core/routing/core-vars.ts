@@ -33,9 +33,11 @@ function uwsgiVar(key: string, ctx: RouteContext): string {
       return String(Math.max(0, Date.now() - ctx.startedAt) * 1000);
     case 'sor':
       return String(ctx.startedAt * 1000);
-    // Listen-queue length and response size are not tracked by the router yet.
-    case 'lq':
     case 'rsize':
+      return String(ctx.responseSize);
+    // The listen queue lives in the kernel and the stats server reads it on demand
+    // (core/stats/); uWSGI's master copies it into shared memory, which tsuwsgi has not.
+    case 'lq':
       return '0';
     default:
       return '';

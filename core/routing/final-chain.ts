@@ -17,6 +17,8 @@ import type { RoutingTable } from './table.ts';
 export function finalChainSink(sink: ResponseSink, table: RoutingTable, ctx: () => RequestRouteContext | null, logError: (line: string) => void): ResponseSink {
   let ran = false;
   let status = 0;
+  /** Body bytes that went to the client, for `${uwsgi[rsize]}`. */
+  let size = 0;
   const run = (): void => {
     if (ran) return;
     ran = true;
@@ -24,6 +26,7 @@ export function finalChainSink(sink: ResponseSink, table: RoutingTable, ctx: () 
     // No context: the request never got as far as routing (an unavailable modifier).
     if (!c) return;
     if (status !== 0) c.status = status;
+    c.responseSize = size;
     c.chain = 'final';
     c.response.answerSink = () => DISCARD_SINK;
     c.response.onClear = () => 'break';
@@ -35,7 +38,10 @@ export function finalChainSink(sink: ResponseSink, table: RoutingTable, ctx: () 
       status = h.statusCode;
       sink.head(h);
     },
-    body: (chunk) => sink.body(chunk),
+    body(chunk) {
+      size += chunk.length;
+      return sink.body(chunk);
+    },
     onDrain: (cb) => sink.onDrain(cb),
     end() {
       // Before the end goes down: the response is complete, and bytes a final `send:` writes

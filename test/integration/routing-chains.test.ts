@@ -196,6 +196,7 @@ describe('final chain', () => {
       '--log-format', 'LF %(uri) %(status) lv=%(fin)',
       // §6.8/12
       '--final-route-run', 'log:DONE ${REQUEST_URI} ${uwsgi[status]}',
+      '--final-route', '^/stream log:RSIZE ${uwsgi[rsize]}',
       '--final-route-status', '404 log:miss ${REQUEST_URI}',
       // final runs before the request log line: logvar and donotlog apply to it (as uWSGI)
       '--final-route-run', 'logvar:fin=${uwsgi[status]}',
@@ -231,6 +232,8 @@ describe('final chain', () => {
       expect(r.body.toString()).toBe('chunk-0\nchunk-1\nchunk-2\n');
       const m = await srv.waitForLog(/^DONE \/stream 200$[\s\S]*^LF \/stream 200 lv=200$/m);
       expect(m).toBeTruthy();
+      // ${uwsgi[rsize]}: the body bytes the client got.
+      await srv.waitForLog(/^RSIZE 24$/m);
     });
   });
 
