@@ -39,7 +39,7 @@ export class RequestRouteContext implements RouteContext {
   status = 0;
   responseSize = 0;
   readonly response: RouteResponseEdits;
-  readonly state = new Map<string, unknown>();
+  private stateMap: Map<string, unknown> | null = null;
   readonly workerId: number;
   readonly pid: number;
   readonly startedAt: number;
@@ -54,6 +54,12 @@ export class RequestRouteContext implements RouteContext {
   harakiri = 0;
   /** `donotoffload:` — `offload:` refuses this request. */
   offloadDisabled = false;
+  /**
+   * The engine's memo of the last rule subject it read (name and value): valid until an action
+   * runs or a chain starts (core/routing/engine.ts clears it then).
+   */
+  subjectMemoName: string | null = null;
+  subjectMemoValue = '';
   /** `logvar:` values, for the request log line; null until one is set. */
   logvars: Map<string, string> | null = null;
   /** The response's transformation chain (§7), in the order the actions ran. */
@@ -77,19 +83,32 @@ export class RequestRouteContext implements RouteContext {
     this.tunnel = init.tunnel ?? null;
   }
 
+  // Indexed loops, not for…of with destructuring: every subject rule reads a var, so with 20
+  // rules these scans are most of the routing cost per request.
+  /** Per-request storage for plugins; made on first use (most requests never need it). */
+  get state(): Map<string, unknown> {
+    return (this.stateMap ??= new Map());
+  }
+
   getVar(name: string): string | undefined {
-    for (const [k, v] of this.vars) if (k === name) return v;
+    const vars = this.vars;
+    for (let i = 0; i < vars.length; i++) {
+      const pair = vars[i]!;
+      if (pair[0] === name) return pair[1];
+    }
     return undefined;
   }
 
   setVar(name: string, value: string): void {
-    for (const pair of this.vars) {
+    const vars = this.vars;
+    for (let i = 0; i < vars.length; i++) {
+      const pair = vars[i]!;
       if (pair[0] === name) {
         pair[1] = value;
         return;
       }
     }
-    this.vars.push([name, value]);
+    vars.push([name, value]);
   }
 
   /**

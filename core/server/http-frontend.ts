@@ -198,90 +198,119 @@ function streamSource(req: http.IncomingMessage): BodySource {
 
 /** Write a bridge response through Node's ServerResponse (framing, keep-alive, HEAD). */
 function httpSink(res: http.ServerResponse): ResponseSink {
-  let abort: (() => void) | null = null;
-  let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    res.uncork();
-  };
-  // The client may vanish while the request still waits for a bridge connection: remember
-  // it, so the exchange is cut the moment it is bound instead of streaming into a dead socket.
-  let clientGone = false;
-  res.on('close', () => {
-    if (res.writableFinished) return;
-    clientGone = true;
-    if (abort) abort();
-  });
-  // Routing's raw output (send:, disableheaders:) takes the connection over from `res`; until
-  // then, the head given to `res` and whether a body followed it (Node sends them together).
-  let raw: HttpRawOutput | null = null;
-  let given: ResponseHead | null = null;
-  let wrote = false;
-  return {
-    head(h: ResponseHead) {
-      if (raw) return;
-      given = h;
-      try {
-        res.writeHead(h.statusCode, h.reason, h.headers);
-      } catch (err) {
-        // Invalid header bytes from the app: answer 502 rather than send a broken response.
-        res.writeHead(502, { 'Content-Type': 'text/plain' });
-        res.end(`Bad Gateway: the app sent an invalid header (${(err as Error).message})`);
-      }
-    },
-    body(chunk: Buffer) {
-      // A destroyed response never emits 'drain': report "no backpressure" and drop the bytes.
-      if (clientGone || res.writableEnded || res.destroyed) return true;
-      if (raw) return raw.write(chunk);
-      wrote = true;
-      // Pieces of a body read in one event-loop turn (a 64 KiB body arrives in two reads)
-      // leave in one write.
-      if (!corked) {
-        corked = true;
-        res.cork();
-        setImmediate(uncork);
-      }
-      return res.write(chunk);
-    },
-    onDrain(cb) {
-      if (raw) raw.onDrain(cb);
-      else res.once('drain', cb);
-    },
-    end() {
-      abort = null;
-      if (raw) raw.end();
-      else if (!res.writableEnded) res.end();
-    },
-    fail(status) {
-      abort = null;
-      if (raw) return raw.destroy();
-      if (res.writableEnded || res.destroyed) return;
-      if (!res.headersSent) {
-        res.writeHead(status, reasonPhrase(status), { 'Content-Type': 'text/plain' });
-        res.end(reasonPhrase(status));
-      } else {
-        // Headers are out: the only honest signal left is cutting the connection.
-        res.destroy();
-      }
-    },
-    bindAbort(fn) {
-      abort = fn;
-      if (clientGone) fn();
-    },
-    close() {
-      // Routing ended the request without an answer: the client sees the connection close
-      // (after the raw bytes already written, if any).
-      abort = null;
-      if (raw) raw.end();
-      else res.destroy();
-    },
-    raw(chunk: Buffer) {
-      if (clientGone || res.writableEnded || res.destroyed) return true;
-      raw ??= new HttpRawOutput(res, given !== null && !wrote ? given : null);
-      return raw.write(chunk);
-    },
-    framesChunked: true,
-  };
+  return new HttpResponseSink(res);
+}
+
+/**
+ * One per request, so a class rather than an object of closures: run from source, tsx names
+ * every arrow function created per request with a defineProperty call.
+ */
+class HttpResponseSink implements ResponseSink {
+  readonly framesChunked = true;
+  private readonly res: http.ServerResponse;
+  private abort: (() => void) | null = null;
+  private corked = false;
+  /**
+   * The client may vanish while the request still waits for a bridge connection: remember
+   * it, so the exchange is cut the moment it is bound instead of streaming into a dead socket.
+   */
+  private clientGone = false;
+  /**
+   * Routing's raw output (send:, disableheaders:) takes the connection over from `res`; until
+   * then, the head given to `res` and whether a body followed it (Node sends them together).
+   */
+  private rawOut: HttpRawOutput | null = null;
+  private given: ResponseHead | null = null;
+  private wrote = false;
+
+  constructor(res: http.ServerResponse) {
+    this.res = res;
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      this.clientGone = true;
+      if (this.abort) this.abort();
+    });
+  }
+
+  /** setImmediate callback: the pieces written in this event-loop turn leave together. */
+  private static uncork(sink: HttpResponseSink): void {
+    sink.corked = false;
+    sink.res.uncork();
+  }
+
+  head(h: ResponseHead): void {
+    if (this.rawOut) return;
+    this.given = h;
+    const res = this.res;
+    try {
+      res.writeHead(h.statusCode, h.reason, h.headers);
+    } catch (err) {
+      // Invalid header bytes from the app: answer 502 rather than send a broken response.
+      res.writeHead(502, { 'Content-Type': 'text/plain' });
+      res.end(`Bad Gateway: the app sent an invalid header (${(err as Error).message})`);
+    }
+  }
+
+  body(chunk: Buffer): boolean {
+    const res = this.res;
+    // A destroyed response never emits 'drain': report "no backpressure" and drop the bytes.
+    if (this.clientGone || res.writableEnded || res.destroyed) return true;
+    if (this.rawOut) return this.rawOut.write(chunk);
+    this.wrote = true;
+    // Pieces of a body read in one event-loop turn (a 64 KiB body arrives in two reads)
+    // leave in one write.
+    if (!this.corked) {
+      this.corked = true;
+      res.cork();
+      setImmediate(HttpResponseSink.uncork, this);
+    }
+    return res.write(chunk);
+  }
+
+  onDrain(cb: () => void): void {
+    if (this.rawOut) this.rawOut.onDrain(cb);
+    else this.res.once('drain', cb);
+  }
+
+  end(): void {
+    this.abort = null;
+    if (this.rawOut) this.rawOut.end();
+    else if (!this.res.writableEnded) this.res.end();
+  }
+
+  fail(status: number): void {
+    this.abort = null;
+    const res = this.res;
+    if (this.rawOut) return this.rawOut.destroy();
+    if (res.writableEnded || res.destroyed) return;
+    if (!res.headersSent) {
+      res.writeHead(status, reasonPhrase(status), { 'Content-Type': 'text/plain' });
+      res.end(reasonPhrase(status));
+    } else {
+      // Headers are out: the only honest signal left is cutting the connection.
+      res.destroy();
+    }
+  }
+
+  bindAbort(fn: () => void): void {
+    this.abort = fn;
+    if (this.clientGone) fn();
+  }
+
+  close(): void {
+    // Routing ended the request without an answer: the client sees the connection close
+    // (after the raw bytes already written, if any).
+    this.abort = null;
+    if (this.rawOut) this.rawOut.end();
+    else this.res.destroy();
+  }
+
+  raw(chunk: Buffer): boolean {
+    const res = this.res;
+    if (this.clientGone || res.writableEnded || res.destroyed) return true;
+    this.rawOut ??= new HttpRawOutput(res, this.given !== null && !this.wrote ? this.given : null);
+    return this.rawOut.write(chunk);
+  }
 }
 
 /**

@@ -147,6 +147,16 @@ describe('routing engine', () => {
     expect(r.head?.headers).toEqual(['Content-Type', 'text/plain', 'Content-Length', '9', 'X-B', '2']);
     expect(r.body).toBe('Not Found');
   });
+  it('reads a rule subject after the actions before it changed it (the subject memo never goes stale)', async () => {
+    const r = await run([
+      e('route', '^/nope-1 log:never'),
+      e('route', '^/nope-2 log:never'),
+      e('route-run', 'setpathinfo:/changed'),
+      e('route', '^/changed$ log:saw ${PATH_INFO}'),
+      e('route', '^/$ log:stale'),
+    ]);
+    expect(r.logs).toEqual(['saw /changed']);
+  });
   it('sets request vars and modifiers with the set* actions', async () => {
     const r = await run(
       [

@@ -1,7 +1,8 @@
 /**
  * The non-blocking core of every log target: records are queued and handed to the
- * destination once per event-loop turn (so a burst of request lines leaves in one write),
- * at most one delivery in flight. While the destination is slow or stuck the queue grows to
+ * destination once per event-loop turn (so a burst of request lines leaves in one write), or
+ * every `coalesceMs` for destinations that ask for it (files: see FdTarget), at most one
+ * delivery in flight. While the destination is slow or stuck the queue grows to
  * `limit` bytes; past that, records are dropped and counted in `lost` (the router reports
  * the loss in the log). The request path only ever pays for an array push.
  */
@@ -19,6 +20,12 @@ export abstract class QueuedTarget implements LogTarget {
   private scheduled = false;
   protected closed = false;
   private idleWaiters: Array<() => void> = [];
+  /**
+   * Wait this long after the first queued record before delivering (0: the next event-loop
+   * turn). Under load a turn holds one or two requests, so a write per turn is a system call
+   * per request or two; a few milliseconds gather dozens of lines into one write.
+   */
+  protected coalesceMs = 0;
 
   constructor(description: string, limit: number) {
     this.description = description;
@@ -37,7 +44,9 @@ export abstract class QueuedTarget implements LogTarget {
     this.bytes += n;
     if (!this.scheduled && !this.inFlight) {
       this.scheduled = true;
-      setImmediate(this.pump);
+      // Not unref()d: a process about to exit on its own still writes its last lines.
+      if (this.coalesceMs > 0) setTimeout(this.pump, this.coalesceMs);
+      else setImmediate(this.pump);
     }
   }
 
