@@ -73,6 +73,8 @@ const APPS: AppDef[] = [
   { name: 'static', lang: 'static', file: path.join(APPS_DIR, 'hello.py'), module: '', path: '/static/hello.txt', description: 'static file via --static-map (11 bytes)', check: (b) => b.toString() === 'Hello World' },
   { name: 'static4k', lang: 'static', file: path.join(APPS_DIR, 'hello.py'), module: '', path: '/static/4k.bin', description: 'static file via --static-map (4 KiB)', check: (b) => b.equals(staticContent('4k.bin')) },
   { name: 'static1m', lang: 'static', file: path.join(APPS_DIR, 'hello.py'), module: '', path: '/static/1m.bin', description: 'static file via --static-map (1 MiB)', check: (b) => b.equals(staticContent('1m.bin')) },
+  // CGI forks the script for every request, in both servers: this measures the fork/exec path.
+  { name: 'cgi', lang: 'cgi', file: path.join(APPS_DIR, 'cgi-bin'), module: '', path: '/hello.sh', description: 'CGI shell script Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
   { name: 'jwsgi', lang: 'java', file: path.join(APPS_DIR, 'Hello.java'), module: 'Hello:application', description: 'JWSGI Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
 ];
 
@@ -145,6 +147,7 @@ const TSUWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
   php: (app) => ['--http-socket-modifier1', '14', '--plugins', 'php', '--php-app', app.file, '--php-cgi-bin', PHP_CGI],
   lua: (app) => ['--http-socket-modifier1', '6', '--plugins', 'lua', '--lua', app.file, '--lua-bin', LUA],
   java: (app) => ['--plugins', 'jvm,jwsgi', '--jwsgi', app.module, '--jvm-classpath', javaClasses(app)],
+  cgi: (app) => ['--http-socket-modifier1', '9', '--plugins', 'cgi', '--cgi', app.file],
   // hello.py answers what the map does not (nothing, in the benchmark).
   // uWSGI's 2 worker processes both read and send files; in tsuwsgi the core workers do (the
   // bridges never see a static request), so the like-for-like setup is 2 core workers.
@@ -165,6 +168,7 @@ const UWSGI_APP_ARGS: Record<string, (app: AppDef) => string[]> = {
   lua: (app) => ['--http-socket-modifier1', '6', '--plugin', 'lua', '--lua', app.file, '--set', 'lua-gc-freq=1000000'],
   // Debian's uwsgi-plugin-jvm-openjdk-17 and uwsgi-plugin-jwsgi-openjdk-17, with their uwsgi.jar.
   static: (app) => ['--plugin', 'python3', '--wsgi-file', app.file, '--static-map', `/static=${staticFiles()}`],
+  cgi: (app) => ['--http-socket-modifier1', '9', '--plugin', 'cgi', '--cgi', app.file],
   java: (app) => ['--http-socket-modifier1', '8', '--plugin', 'jvm_openjdk17', '--plugin', 'jwsgi_openjdk17', '--jvm-classpath', '/usr/share/java/uwsgi.jar', '--jvm-classpath', javaClasses(app), '--jwsgi', app.module],
 };
 
