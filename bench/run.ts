@@ -78,12 +78,19 @@ const APPS: AppDef[] = [
   { name: 'jwsgi', lang: 'java', file: path.join(APPS_DIR, 'Hello.java'), module: 'Hello:application', description: 'JWSGI Hello World (11 bytes)', check: (b) => b.toString() === 'Hello World' },
 ];
 
+/** Temporary directories of this run, removed by one exit handler (one per directory tripped Node's listener warning). */
+const TEMP_DIRS: string[] = [];
+function removeAtExit(dir: string): void {
+  if (TEMP_DIRS.length === 0) process.on('exit', () => TEMP_DIRS.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  TEMP_DIRS.push(dir);
+}
+
 /** JWSGI apps are classes: Hello.java is compiled once per run (javac) into a temporary directory. */
 let javaClassDir = '';
 function javaClasses(app: AppDef): string {
   if (!javaClassDir) {
     javaClassDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-jwsgi-'));
-    process.on('exit', () => fs.rmSync(javaClassDir, { recursive: true, force: true }));
+    removeAtExit(javaClassDir);
     const r = spawnSync('javac', ['-d', javaClassDir, app.file], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`javac ${app.file} failed: ${r.error?.message ?? r.stderr}`);
   }
@@ -110,7 +117,7 @@ function staticFiles(): string {
   if (!staticDir) {
     staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-static-'));
     fs.chmodSync(staticDir, 0o755);
-    process.on('exit', () => fs.rmSync(staticDir, { recursive: true, force: true }));
+    removeAtExit(staticDir);
     for (const [name, content] of Object.entries(STATIC_CONTENT)) fs.writeFileSync(path.join(staticDir, name), content, { mode: 0o644 });
   }
   return staticDir;
@@ -128,7 +135,7 @@ function nonMatchingRoutes(): string[] {
 /** nginx serving the `static` app's directory itself (one worker, keep-alive, no access log). */
 function nginxStatic(_app: AppDef, port: number): { file: string; args: string[] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-'));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  removeAtExit(dir);
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) fs.mkdirSync(path.join(dir, d));
   fs.writeFileSync(
     path.join(dir, 'nginx.conf'),
@@ -182,7 +189,7 @@ function phpFpmBehindNginx(app: AppDef, port: number): { file: string; args: str
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-php-fpm-'));
   // nginx workers run as an unprivileged user when started as root: they must reach the socket.
   fs.chmodSync(dir, 0o755);
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  removeAtExit(dir);
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) fs.mkdirSync(path.join(dir, d));
   const sock = path.join(dir, 'fpm.sock');
   fs.writeFileSync(
@@ -205,7 +212,7 @@ function phpFpmBehindNginx(app: AppDef, port: number): { file: string; args: str
 /** A private file for the request log of the tsuwsgi+log peer, removed when the run ends. */
 function requestLogFile(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-log-'));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  removeAtExit(dir);
   return path.join(dir, 'requests.log');
 }
 
