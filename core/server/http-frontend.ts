@@ -95,18 +95,7 @@ function onRequest(o: HttpFrontendOptions, req: http.IncomingMessage, res: http.
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const remoteAddr = stripV4Mapped(socket.remoteAddress ?? '');
-  const vars: UwsgiVars = [
-    ['REQUEST_METHOD', req.method ?? 'GET'],
-    ['REQUEST_URI', url],
-    ['PATH_INFO', decodePath(path)],
-    ['QUERY_STRING', q === -1 ? '' : url.slice(q + 1)],
-    ['SERVER_PROTOCOL', `HTTP/${req.httpVersion}`],
-    ['SCRIPT_NAME', ''],
-    ['SERVER_NAME', HOSTNAME],
-    ['SERVER_PORT', String(socket.localPort ?? '')],
-    ['REMOTE_ADDR', remoteAddr],
-    ['REMOTE_PORT', String(socket.remotePort ?? '')],
-  ];
+  const vars = baseVars(req, socket, url, path, q === -1 ? '' : url.slice(q + 1), remoteAddr);
   const headers = req.headers;
   let chunked = false;
   for (const name in headers) {
@@ -175,6 +164,22 @@ function onRequest(o: HttpFrontendOptions, req: http.IncomingMessage, res: http.
 
   if (contentLength > 0) request.body = streamSource(req);
   if (!o.pipeline.handle(request, sink)) socket.destroy();
+}
+
+/** The CGI vars every request gets before its headers, ordinary or CONNECT (Node always sets the method). */
+function baseVars(req: http.IncomingMessage, socket: net.Socket, url: string, path: string, query: string, remoteAddr: string): UwsgiVars {
+  return [
+    ['REQUEST_METHOD', req.method ?? 'GET'],
+    ['REQUEST_URI', url],
+    ['PATH_INFO', decodePath(path)],
+    ['QUERY_STRING', query],
+    ['SERVER_PROTOCOL', `HTTP/${req.httpVersion}`],
+    ['SCRIPT_NAME', ''],
+    ['SERVER_NAME', HOSTNAME],
+    ['SERVER_PORT', String(socket.localPort ?? '')],
+    ['REMOTE_ADDR', remoteAddr],
+    ['REMOTE_PORT', String(socket.remotePort ?? '')],
+  ];
 }
 
 function stripV4Mapped(a: string): string {
@@ -323,18 +328,7 @@ class HttpResponseSink implements ResponseSink {
 function onConnect(o: HttpFrontendOptions, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
   const url = req.url ?? '';
   const remoteAddr = stripV4Mapped(socket.remoteAddress ?? '');
-  const vars: UwsgiVars = [
-    ['REQUEST_METHOD', req.method ?? 'CONNECT'],
-    ['REQUEST_URI', url],
-    ['PATH_INFO', decodePath(url)],
-    ['QUERY_STRING', ''],
-    ['SERVER_PROTOCOL', `HTTP/${req.httpVersion}`],
-    ['SCRIPT_NAME', ''],
-    ['SERVER_NAME', HOSTNAME],
-    ['SERVER_PORT', String(socket.localPort ?? '')],
-    ['REMOTE_ADDR', remoteAddr],
-    ['REMOTE_PORT', String(socket.remotePort ?? '')],
-  ];
+  const vars = baseVars(req, socket, url, url, '', remoteAddr);
   for (const name in req.headers) {
     const value = req.headers[name];
     // A CONNECT has no body for the app: bytes after the head belong to the tunnel.
