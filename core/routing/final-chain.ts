@@ -8,68 +8,83 @@
  * when the log line is written: uWSGI also applies final routes before logging the request,
  * so `logvar:` and `donotlog:` in the final chain affect the line.
  */
+import { ForwardingSink } from '../bridge/forwarding-sink.ts';
 import type { ResponseSink } from '../bridge/pool-client.ts';
+import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import type { RequestRouteContext } from './context.ts';
 import { runChain } from './engine.ts';
 import { DISCARD_SINK } from './response-chains.ts';
 import type { RoutingTable } from './table.ts';
 
 export function finalChainSink(sink: ResponseSink, table: RoutingTable, ctx: () => RequestRouteContext | null, logError: (line: string) => void): ResponseSink {
-  let ran = false;
-  let status = 0;
+  return new FinalChainSink(sink, table, ctx, logError);
+}
+
+class FinalChainSink extends ForwardingSink {
+  private readonly table: RoutingTable;
+  private readonly ctx: () => RequestRouteContext | null;
+  private readonly logError: (line: string) => void;
+  private ran = false;
+  private status = 0;
   /** Body bytes that went to the client, for `${uwsgi[rsize]}`. */
-  let size = 0;
-  const run = (): void => {
-    if (ran) return;
-    ran = true;
-    const c = ctx();
+  private size = 0;
+
+  constructor(inner: ResponseSink, table: RoutingTable, ctx: () => RequestRouteContext | null, logError: (line: string) => void) {
+    super(inner);
+    this.table = table;
+    this.ctx = ctx;
+    this.logError = logError;
+    if (inner.close) this.close = this.closeThenRun.bind(this);
+  }
+
+  override head(h: ResponseHead): void {
+    this.status = h.statusCode;
+    this.inner.head(h);
+  }
+
+  override body(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    return this.inner.body(chunk);
+  }
+
+  override end(): void {
+    // Before the end goes down: the response is complete, and bytes a final `send:` writes
+    // still reach the client after the body (uWSGI runs the final chain before closing).
+    this.run();
+    this.inner.end();
+  }
+
+  override fail(status: number, reason: string): void {
+    if (this.status === 0) this.status = status;
+    this.inner.fail(status, reason);
+    this.run();
+  }
+
+  override bindAbort(abort: () => void): void {
+    this.inner.bindAbort(() => {
+      this.run();
+      abort();
+    });
+  }
+
+  private closeThenRun(status?: number): void {
+    if (this.status === 0 && status !== undefined) this.status = status;
+    this.inner.close!(status);
+    this.run();
+  }
+
+  private run(): void {
+    if (this.ran) return;
+    this.ran = true;
+    const c = this.ctx();
     // No context: the request never got as far as routing (an unavailable modifier).
     if (!c) return;
-    if (status !== 0) c.status = status;
-    c.responseSize = size;
+    if (this.status !== 0) c.status = this.status;
+    c.responseSize = this.size;
     c.chain = 'final';
     c.response.answerSink = () => DISCARD_SINK;
     c.response.onClear = () => 'break';
-    const r = runChain(table, c);
-    if (typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).catch((err: Error) => logError(`[uwsgi-route] final chain failed: ${err.message}`));
-  };
-  const out: ResponseSink = {
-    head(h) {
-      status = h.statusCode;
-      sink.head(h);
-    },
-    body(chunk) {
-      size += chunk.length;
-      return sink.body(chunk);
-    },
-    onDrain: (cb) => sink.onDrain(cb),
-    end() {
-      // Before the end goes down: the response is complete, and bytes a final `send:` writes
-      // still reach the client after the body (uWSGI runs the final chain before closing).
-      run();
-      sink.end();
-    },
-    fail(s, reason) {
-      if (status === 0) status = s;
-      sink.fail(s, reason);
-      run();
-    },
-    bindAbort(abort) {
-      sink.bindAbort(() => {
-        run();
-        abort();
-      });
-    },
-  };
-  if (sink.close) {
-    const close = sink.close.bind(sink);
-    out.close = (s?: number) => {
-      if (status === 0 && s !== undefined) status = s;
-      close(s);
-      run();
-    };
+    const r = runChain(this.table, c);
+    if (typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).catch((err: Error) => this.logError(`[uwsgi-route] final chain failed: ${err.message}`));
   }
-  if (sink.raw) out.raw = sink.raw.bind(sink);
-  if (sink.framesChunked) out.framesChunked = true;
-  return out;
 }

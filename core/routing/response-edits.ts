@@ -3,6 +3,7 @@
  * options (--add-header, --del-header), applied to the head of every response — the app's, routing's own, a static file's — when
  * it goes out, as uWSGI adds its "additional headers" when it writes the headers.
  */
+import { ForwardingSink } from '../bridge/forwarding-sink.ts';
 import type { ResponseSink } from '../bridge/pool-client.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import type { RouteOutcome, RouteResponse } from './api.ts';
@@ -148,20 +149,7 @@ export class RouteResponseEdits implements RouteResponse {
     const sink = this.answerSink ? this.answerSink() : this.makeSink();
     // Actions read headersSent right after writing their head (static, file: "did I answer?"),
     // even when the response chains still hold that head: it counts as sent from here.
-    const out: ResponseSink = {
-      head: (h) => {
-        this.headersSent = true;
-        sink.head(h);
-      },
-      body: (chunk) => sink.body(chunk),
-      onDrain: (cb) => sink.onDrain(cb),
-      bindAbort: (abort) => sink.bindAbort(abort),
-      end: () => sink.end(),
-      fail: (status, reason) => sink.fail(status, reason),
-    };
-    if (sink.close) out.close = sink.close.bind(sink);
-    if (sink.framesChunked) out.framesChunked = true;
-    return out;
+    return new HeadMarkingSink(sink, this);
   }
 
   /**
@@ -190,19 +178,34 @@ export function headerStats(statusCode: number, reason: string, headers: readonl
 
 /** Wrap a sink so the head it receives goes through the routing edits first. */
 export function editingSink(sink: ResponseSink, edits: RouteResponseEdits): ResponseSink {
-  const out: ResponseSink = {
-    head(h) {
-      edits.headersSent = true;
-      sink.head(edits.apply(h));
-    },
-    body: (chunk) => sink.body(chunk),
-    onDrain: (cb) => sink.onDrain(cb),
-    bindAbort: (abort) => sink.bindAbort(abort),
-    end: () => sink.end(),
-    fail: (status, reason) => sink.fail(status, reason),
-  };
-  // Keep the optional capabilities: routing's bare `break:` closes through here.
-  if (sink.close) out.close = sink.close.bind(sink);
-  if (sink.framesChunked) out.framesChunked = true;
-  return out;
+  return new EditingSink(sink, edits);
+}
+
+class EditingSink extends ForwardingSink {
+  private readonly edits: RouteResponseEdits;
+
+  constructor(inner: ResponseSink, edits: RouteResponseEdits) {
+    super(inner);
+    this.edits = edits;
+  }
+
+  override head(h: ResponseHead): void {
+    this.edits.headersSent = true;
+    this.inner.head(this.edits.apply(h));
+  }
+}
+
+/** Routing's own answer: the head counts as sent once written (RouteResponseEdits.sink()). */
+class HeadMarkingSink extends ForwardingSink {
+  private readonly edits: RouteResponseEdits;
+
+  constructor(inner: ResponseSink, edits: RouteResponseEdits) {
+    super(inner);
+    this.edits = edits;
+  }
+
+  override head(h: ResponseHead): void {
+    this.edits.headersSent = true;
+    this.inner.head(h);
+  }
 }

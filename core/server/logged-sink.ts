@@ -5,6 +5,7 @@
  * own answers (pipeline.routedSink) and static files (core/static/) all log through this, so
  * a request log line means the same thing whoever answered.
  */
+import { ForwardingSink } from '../bridge/forwarding-sink.ts';
 import type { ResponseSink } from '../bridge/pool-client.ts';
 import { PipelineRequestRecord } from '../logging/request-record.ts';
 import type { ResponseHead } from '../protocol/http-response-parser.ts';
@@ -27,66 +28,55 @@ export function tallyingSink(sink: ResponseSink, done: (status: number, tally: R
   return new TallyingSink(sink, done, onFail);
 }
 
-/**
- * A class rather than an object of closures: one is made per request, and run from source
- * (tsx keeps function names) every arrow function created per request costs a
- * defineProperty call — measurable on the hello-world path.
- */
-class TallyingSink implements ResponseSink {
-  private readonly sink: ResponseSink;
+/** One per request; a ForwardingSink, so the front end's close/raw/framesChunked pass through. */
+class TallyingSink extends ForwardingSink {
   private readonly done: (status: number, tally: ResponseTally) => void;
   private readonly onFail: ((status: number, reason: string) => void) | undefined;
   private readonly tally: ResponseTally = { head: null, bodyBytes: 0, clientGone: false };
   private finished = false;
 
   constructor(sink: ResponseSink, done: (status: number, tally: ResponseTally) => void, onFail?: (status: number, reason: string) => void) {
-    this.sink = sink;
+    super(sink);
     this.done = done;
     this.onFail = onFail;
+    // Always closable: routing's bare break ends a logged request too.
+    this.close = this.closeTallied.bind(this);
   }
 
-  get framesChunked(): boolean {
-    return this.sink.framesChunked === true;
-  }
-
-  head(h: ResponseHead): void {
+  override head(h: ResponseHead): void {
     this.tally.head = h;
-    this.sink.head(h);
+    this.inner.head(h);
   }
 
-  body(chunk: Buffer): boolean {
+  override body(chunk: Buffer): boolean {
     this.tally.bodyBytes += chunk.length;
-    return this.sink.body(chunk);
+    return this.inner.body(chunk);
   }
 
-  onDrain(cb: () => void): void {
-    this.sink.onDrain(cb);
-  }
-
-  bindAbort(abort: () => void): void {
-    this.sink.bindAbort(() => {
+  override bindAbort(abort: () => void): void {
+    this.inner.bindAbort(() => {
       this.tally.clientGone = true;
       abort();
       this.finish(499);
     });
   }
 
-  end(): void {
-    this.sink.end();
+  override end(): void {
+    this.inner.end();
     this.finish(500);
   }
 
-  fail(status: number, reason: string): void {
+  override fail(status: number, reason: string): void {
     this.onFail?.(status, reason);
     if (status === 499) this.tally.clientGone = true;
-    this.sink.fail(status, reason);
+    this.inner.fail(status, reason);
     this.finish(status);
   }
 
   /** Without a status the client is taken to have left (499), as for an abort. */
-  close(status?: number): void {
-    if (this.sink.close) this.sink.close(status);
-    else this.sink.fail(status ?? 500, 'connection closed by routing');
+  private closeTallied(status?: number): void {
+    if (this.inner.close) this.inner.close(status);
+    else this.inner.fail(status ?? 500, 'connection closed by routing');
     this.finish(status ?? 499);
   }
 

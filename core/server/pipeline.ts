@@ -21,6 +21,7 @@ import type { StaticFiles } from '../static/static-files.ts';
 import { transformingSink } from '../transform/chain.ts';
 import type { PipelineRequestRecord } from '../logging/request-record.ts';
 import { requestRecord, tallyingSink, varsBlockSize } from './logged-sink.ts';
+import { ForwardingSink } from '../bridge/forwarding-sink.ts';
 
 /** A request as a front end hands it over. */
 export interface CoreRequest {
@@ -418,17 +419,19 @@ function logRawOutput(record: PipelineRequestRecord, ctx: RequestRouteContext): 
 
 /** `sink`, telling `notice` about a failure before passing it on. */
 function failNotice(sink: ResponseSink, notice: (status: number, reason: string) => void): ResponseSink {
-  const out: ResponseSink = {
-    head: (h) => sink.head(h),
-    body: (chunk) => sink.body(chunk),
-    onDrain: (cb) => sink.onDrain(cb),
-    bindAbort: (abort) => sink.bindAbort(abort),
-    end: () => sink.end(),
-    fail(status, reason) {
-      notice(status, reason);
-      sink.fail(status, reason);
-    },
-  };
-  if (sink.close) out.close = sink.close.bind(sink);
-  return out;
+  return new FailNoticeSink(sink, notice);
+}
+
+class FailNoticeSink extends ForwardingSink {
+  private readonly notice: (status: number, reason: string) => void;
+
+  constructor(inner: ResponseSink, notice: (status: number, reason: string) => void) {
+    super(inner);
+    this.notice = notice;
+  }
+
+  override fail(status: number, reason: string): void {
+    this.notice(status, reason);
+    this.inner.fail(status, reason);
+  }
 }

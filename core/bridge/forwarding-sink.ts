@@ -1,0 +1,50 @@
+/**
+ * A ResponseSink that passes everything to another one: the base of every wrapper in the
+ * response path (request log tally, routing's header edits, the final chain, failure notices).
+ * A wrapper overrides only what it changes, and the optional capabilities the front end has —
+ * `close` (routing's bare break), `raw` (send:, disableheaders:) and `framesChunked` — pass
+ * through without each wrapper having to remember them (editingSink once dropped `raw`).
+ *
+ * A class, not an object of closures: wrappers are made per request, and run from source
+ * (tsx) every arrow function created per request costs a defineProperty call.
+ */
+import type { ResponseSink } from './pool-client.ts';
+import type { ResponseHead } from '../protocol/http-response-parser.ts';
+
+export class ForwardingSink implements ResponseSink {
+  protected readonly inner: ResponseSink;
+  close?: (status?: number) => void;
+  raw?: (chunk: Buffer) => boolean;
+  readonly framesChunked: boolean;
+
+  constructor(inner: ResponseSink) {
+    this.inner = inner;
+    if (inner.close) this.close = inner.close.bind(inner);
+    if (inner.raw) this.raw = inner.raw.bind(inner);
+    this.framesChunked = inner.framesChunked === true;
+  }
+
+  head(h: ResponseHead): void {
+    this.inner.head(h);
+  }
+
+  body(chunk: Buffer): boolean {
+    return this.inner.body(chunk);
+  }
+
+  onDrain(cb: () => void): void {
+    this.inner.onDrain(cb);
+  }
+
+  end(): void {
+    this.inner.end();
+  }
+
+  fail(status: number, reason: string): void {
+    this.inner.fail(status, reason);
+  }
+
+  bindAbort(abort: () => void): void {
+    this.inner.bindAbort(abort);
+  }
+}
