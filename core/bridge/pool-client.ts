@@ -22,7 +22,8 @@
  */
 import net from 'node:net';
 import { HttpResponseParser, type ResponseHead } from '../protocol/http-response-parser.ts';
-import { decodeHeader, decodeVars, encodeHeader, getVar, isVarsError, Modifier1 } from '../protocol/uwsgi-packet.ts';
+import { decodeHeader, decodeVars, encodeHeader, encodePacket, getVar, isVarsError, Modifier1 } from '../protocol/uwsgi-packet.ts';
+import { FastcgiTranslator, type FastcgiAdapter } from './fastcgi-translator.ts';
 import { PoolCounters, type BridgeCounters } from '../stats/counters.ts';
 
 /** Where a response goes: implemented by each front end (HTTP, uwsgi socket). */
@@ -116,8 +117,24 @@ export interface ExchangeInfo {
   harakiri?: number;
 }
 
+/** The hello of a pool whose bridge hands off a FastCGI responder (docs/bridge-protocol.md §3.4). */
+const FASTCGI_HELLO = encodePacket(Modifier1.CONFIG, [['handoff', 'fastcgi']], 0);
+const PLAIN_HELLO = encodeHeader({ modifier1: Modifier1.CONFIG, datasize: 0, modifier2: 0 });
+
 export class BridgeConnection {
-  readonly socket: net.Socket;
+  /**
+   * Where requests are written and responses read: the bridge connection, or after a FastCGI
+   * handoff the connection to the responder the bridge named (then `link` is the bridge's).
+   */
+  socket: net.Socket;
+  /** The bridge connection kept open beside a handed-off FastCGI connection (its end ends both). */
+  private link: net.Socket | null = null;
+  /** Converts requests and responses on a handed-off FastCGI connection. */
+  private translator: FastcgiTranslator | null = null;
+  private readonly fastcgi: FastcgiAdapter | null;
+  private readonly logLine: (line: string) => void;
+  /** The FastCGI connection being opened during the hello. */
+  private handingOff: net.Socket | null = null;
   identity: BridgeIdentity | null = null;
   private helloBuf: Buffer | null = Buffer.alloc(0);
   private readonly parser: HttpResponseParser;
@@ -160,7 +177,9 @@ export class BridgeConnection {
   /** The connection closed; `orphans` are requests it never started. */
   onClosed: ((conn: BridgeConnection, orphans: Waiter[]) => void) | null = null;
 
-  constructor(path: string) {
+  constructor(path: string, fastcgi: FastcgiAdapter | null = null, logLine: (line: string) => void = () => {}) {
+    this.fastcgi = fastcgi;
+    this.logLine = logLine;
     this.socket = net.createConnection(path);
     this.socket.setNoDelay(true);
     // Parser output is queued and delivered after each chunk is parsed (see deliver()).
@@ -177,12 +196,14 @@ export class BridgeConnection {
       },
       onEnd: () => this.completeExchange(),
     });
-    this.socket.on('connect', () => this.socket.write(encodeHeader({ modifier1: Modifier1.CONFIG, datasize: 0, modifier2: 0 })));
+    this.socket.on('connect', () => this.socket.write(fastcgi ? FASTCGI_HELLO : PLAIN_HELLO));
     this.socket.on('data', (d) => this.onData(d));
     this.socket.on('error', () => {
       /* 'close' follows and handles it */
     });
-    this.socket.on('close', () => this.onClose());
+    // After a handoff the bridge connection only says the bridge is alive: its end cuts the
+    // FastCGI connection, whose close does the rest.
+    this.socket.on('close', () => (this.link ? this.socket.destroy() : this.onClose()));
   }
 
   /** The response sink of the request in progress. */
@@ -205,6 +226,22 @@ export class BridgeConnection {
       this.onHelloData(d);
       return;
     }
+    if (this.translator) {
+      try {
+        this.translator.onData(d);
+      } catch (err) {
+        this.failExchange(502, (err as Error).message);
+        this.socket.destroy();
+        return;
+      }
+      if (this.translator.mustClose) this.socket.destroy();
+      return;
+    }
+    this.parse(d);
+  }
+
+  /** Response bytes (from the bridge, or translated from FastCGI) for the HTTP response parser. */
+  private parse(d: Buffer): void {
     if (this.queue.length === 0) {
       // Bytes with no request in flight: the bridge broke the contract; do not reuse it.
       this.socket.destroy();
@@ -242,9 +279,55 @@ export class BridgeConnection {
       workerId: Number(getVar(vars, 'worker_id')),
       core: Number(getVar(vars, 'core')),
     };
+    if (this.fastcgi) {
+      const address = getVar(vars, 'fastcgi');
+      if (!address) {
+        this.socket.destroy();
+        this.onHello?.(new Error('the bridge did not hand off a FastCGI responder (no "fastcgi" in its hello)'));
+        return;
+      }
+      this.handOff(address, this.fastcgi);
+      return;
+    }
     const cb = this.onHello;
     this.onHello = null;
     cb?.(null);
+  }
+
+  /**
+   * Open the FastCGI responder the bridge dedicated to this connection; from then on requests
+   * and responses go through it (docs/bridge-protocol.md §3.4). The hello completes when it is
+   * connected.
+   */
+  private handOff(address: string, adapter: FastcgiAdapter): void {
+    const fcgi = net.createConnection(address);
+    this.handingOff = fcgi;
+    const onConnectError = (err: Error) => {
+      this.handingOff = null;
+      this.socket.destroy();
+      const cb = this.onHello;
+      this.onHello = null;
+      cb?.(new Error(`cannot connect to the FastCGI responder ${address} the bridge named: ${err.message}`));
+    };
+    fcgi.once('error', onConnectError);
+    fcgi.once('connect', () => {
+      fcgi.off('error', onConnectError);
+      this.handingOff = null;
+      this.link = this.socket;
+      this.socket = fcgi;
+      this.translator = new FastcgiTranslator(adapter, { feed: (http) => this.parse(http), log: this.logLine });
+      fcgi.on('data', (d) => this.onData(d));
+      fcgi.on('error', () => {
+        /* 'close' follows and handles it */
+      });
+      fcgi.on('close', () => {
+        this.link?.destroy();
+        this.onClose();
+      });
+      const cb = this.onHello;
+      this.onHello = null;
+      cb?.(null);
+    });
   }
 
   /**
@@ -306,21 +389,11 @@ export class BridgeConnection {
       if (this.timed) this.startedHr = performance.now();
       this.parser.start(noBody);
     }
-    this.write(packet);
-    if (body) {
-      this.bodyStreaming = true;
-      body.pipe(
-        (chunk) => !this.socket.destroyed && this.socket.write(chunk),
-        (cb) => this.socket.once('drain', cb),
-        () => {
-          this.bodyStreaming = false;
-          if (this.idleWhenBodyDone) {
-            this.idleWhenBodyDone = false;
-            if (this.retire) this.socket.end();
-            else if (!this.closed) this.onIdle?.(this);
-          }
-        },
-      );
+    if (this.translator) {
+      this.sendFastcgi(packet, body, this.translator);
+    } else {
+      this.write(packet);
+      if (body) this.sendBody(body, (chunk) => !this.socket.destroyed && this.socket.write(chunk), null);
     }
     // Last, because it may fire at once when the client is already gone.
     sink.bindAbort(() => {
@@ -334,6 +407,38 @@ export class BridgeConnection {
       // bytes that will not come, so this connection cannot carry another request.
       else if (this.idleWhenBodyDone) this.socket.destroy();
     });
+  }
+
+  /**
+   * A request on a handed-off FastCGI connection: the adapter may answer it at once (its body
+   * is then read and dropped). After a body the responder closes the connection (see
+   * FastcgiTranslator.request), so nothing more is sent on it.
+   */
+  private sendFastcgi(packet: Buffer, body: BodySource | null, translator: FastcgiTranslator): void {
+    const request = translator.request(packet, body !== null);
+    if (request) this.write(request);
+    if (translator.exhausted || (request && body)) this.retire = true;
+    if (!body) return;
+    if (request) this.sendBody(body, (chunk) => !this.socket.destroyed && this.socket.write(translator.stdin(chunk)), translator.endOfStdin);
+    else this.sendBody(body, () => true, null);
+  }
+
+  /** Stream a request body; `trailer` is written after it (FastCGI's empty STDIN record). */
+  private sendBody(body: BodySource, write: (chunk: Buffer) => boolean, trailer: Buffer | null): void {
+    this.bodyStreaming = true;
+    body.pipe(
+      write,
+      (cb) => this.socket.once('drain', cb),
+      () => {
+        if (trailer && !this.socket.destroyed) this.socket.write(trailer);
+        this.bodyStreaming = false;
+        if (this.idleWhenBodyDone) {
+          this.idleWhenBodyDone = false;
+          if (this.retire) this.socket.end();
+          else if (!this.closed) this.onIdle?.(this);
+        }
+      },
+    );
   }
 
   private unpause(): void {
@@ -385,6 +490,7 @@ export class BridgeConnection {
 
   private onClose(): void {
     this.closed = true;
+    this.handingOff?.destroy();
     if (this.onHello) {
       const cb = this.onHello;
       this.onHello = null;
@@ -435,9 +541,16 @@ export class PoolClient {
   /**
    * `pipelineDepth`: requests that may wait behind the one in progress on a connection (0 = no
    * pipelining). `timeRequests`: measure response times for the stats server (see BridgeConnection.timed).
+   * `fastcgi`: the plugin's adapter when the pool's bridges hand off FastCGI responders.
    */
-  constructor(path: string, capacity: number, pipelineDepth = 0, timeRequests = false) {
+  /** The pool's FastCGI handoff (docs/bridge-protocol.md §3.4), or null for plain bridges. */
+  private readonly fastcgi: FastcgiAdapter | null;
+  private readonly logLine: (line: string) => void;
+
+  constructor(path: string, capacity: number, pipelineDepth = 0, timeRequests = false, fastcgi: { adapter: FastcgiAdapter; log: (line: string) => void } | null = null) {
     this.path = path;
+    this.fastcgi = fastcgi?.adapter ?? null;
+    this.logLine = fastcgi?.log ?? (() => {});
     this.timeRequests = timeRequests;
     this.capacity = Math.max(1, capacity);
     this.pipelineDepth = Math.max(0, pipelineDepth);
@@ -499,7 +612,7 @@ export class PoolClient {
 
   private open(attempt: number): void {
     this.opening++;
-    const conn = new BridgeConnection(this.path);
+    const conn = new BridgeConnection(this.path, this.fastcgi, this.logLine);
     const generationPath = this.path;
     conn.onHello = (err) => {
       this.opening--;

@@ -455,9 +455,22 @@ export async function runServer(
     if (d && pools.has(d.name)) modifierRoutes[m] = d.name;
   }
   const firstPool = [...pools.keys()][0] ?? null;
+  /** A pool whose bridges hand off FastCGI responders: what a core worker needs to make its adapter. */
+  const fastcgiHandoff = (name: string): { fastcgi?: { plugin: string; file?: string; settings: Record<string, unknown> } } => {
+    const d = registry.plugins().find((p) => p.name === name);
+    if (!d?.bridge?.fastcgi) return {};
+    const file = registry.pluginFile(name);
+    return { fastcgi: { plugin: name, ...(file !== undefined ? { file: path.resolve(file) } : {}), settings: (pools.get(name)!.opts.bridgeConfig.plugin ?? {}) as Record<string, unknown> } };
+  };
   const plan: CoreWorkerPlan = {
     sockets,
-    pools: [...pools.values()].map((p) => ({ name: p.opts.name, socketPath: p.socketPath, capacity: p.capacity, mountpoints: p.opts.apps.map((a) => a.mountpoint) })),
+    pools: [...pools.values()].map((p) => ({
+      name: p.opts.name,
+      socketPath: p.socketPath,
+      capacity: p.capacity,
+      mountpoints: p.opts.apps.map((a) => a.mountpoint),
+      ...fastcgiHandoff(p.opts.name),
+    })),
     modifierRoutes,
     defaultPool: firstPool,
     allowedModifiers: options.has('allowed-modifiers') ? parseModifierList(options.string('allowed-modifiers')!, 'allowed-modifiers') : null,

@@ -11,10 +11,13 @@ import type { ResolvedOptions } from '../options/resolved.ts';
 import type { LogEncoderDefinition, LoggerDefinition } from '../logging/api.ts';
 import type { LoopEngineDefinition, SuspendEngineDefinition } from '../loop/api.ts';
 import type { RouteActionDefinition, RouteConditionDefinition, RouteVarDefinition } from '../routing/api.ts';
+import type { FastcgiAdapter } from '../bridge/fastcgi-translator.ts';
 
 export type { LogEncoder, LogEncoderDefinition, LoggerContext, LoggerDefinition, LogTarget } from '../logging/api.ts';
 export type { CoreModel, LoopEngineDefinition, SuspendEngineDefinition } from '../loop/api.ts';
 export type { RouteActionDefinition, RouteConditionDefinition, RouteContext, RouteOutcome, RouteVarDefinition, RuleOrigin } from '../routing/api.ts';
+export type { FastcgiAdapter, FastcgiPlan, FastcgiRequestVars } from '../bridge/fastcgi-translator.ts';
+export type { FastcgiParam } from '../bridge/fastcgi-records.ts';
 
 /** Bumped when the descriptor shape changes incompatibly; the loader refuses other versions. */
 export const PLUGIN_API_VERSION = 1;
@@ -77,6 +80,13 @@ export interface BridgeDescriptor {
   loopEngines?: readonly string[];
   /** Suspend engines the bridge can use with its async engines (e.g. "greenlet"). */
   suspendEngines?: readonly string[];
+  /**
+   * The bridge hands off a FastCGI responder for each connection (php-cgi), and the core
+   * worker talks FastCGI to it directly (docs/bridge-protocol.md §3.4). Called in every core
+   * worker with the pool's `settings()`; the adapter turns each request's vars into FastCGI
+   * params or an immediate answer.
+   */
+  fastcgi?(settings: Record<string, unknown>): FastcgiAdapter;
 }
 
 /** Context handed to lifecycle hooks. */

@@ -6,6 +6,8 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import { PoolClient } from '../bridge/pool-client.ts';
+import type { FastcgiAdapter } from '../bridge/fastcgi-translator.ts';
+import { PluginError } from '../errors.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import { compileRequestLogger, type ChildLogSettings, type RequestLogSettings } from '../logging/worker-log.ts';
 import { startHttpFrontend } from './http-frontend.ts';
@@ -24,7 +26,18 @@ import { coreWorkerSnapshot } from '../stats/snapshot.ts';
 /** What a core worker needs to know; serialisable so the master can send it to a child. */
 export interface CoreWorkerPlan {
   sockets: BoundSocket[];
-  pools: Array<{ name: string; socketPath: string; capacity: number; mountpoints: string[] }>;
+  pools: Array<{
+    name: string;
+    socketPath: string;
+    capacity: number;
+    mountpoints: string[];
+    /**
+     * The pool's bridges hand off FastCGI responders (docs/bridge-protocol.md §3.4): the plugin
+     * (and its file, when loaded from one) whose bridge.fastcgi() makes the adapter, with the
+     * bridge settings it gets.
+     */
+    fastcgi?: { plugin: string; file?: string; settings: Record<string, unknown> };
+  }>;
   /** modifier1 → pool name (after N:name and remap-modifier). */
   modifierRoutes: Record<number, string>;
   /** Pool for modifier1 0 when no python app is loaded. */
@@ -89,7 +102,8 @@ export class CoreWorker {
     const p = this.plan;
     const routeByPool = new Map<string, AppRoute>();
     for (const pool of p.pools) {
-      const client = new PoolClient(pool.socketPath, capacityShare(pool.capacity, p.workerIndex, p.workerCount), p.bridgePipeline, p.statsTiming === true);
+      const fastcgi = pool.fastcgi ? { adapter: this.fastcgiAdapter(pool.fastcgi), log: (line: string) => this.log.error(line) } : null;
+      const client = new PoolClient(pool.socketPath, capacityShare(pool.capacity, p.workerIndex, p.workerCount), p.bridgePipeline, p.statsTiming === true, fastcgi);
       this.clients.set(pool.name, client);
       routeByPool.set(pool.name, { plugin: pool.name, client, mountpoints: pool.mountpoints });
     }
@@ -156,6 +170,14 @@ export class CoreWorker {
    * file that fails here throws, and start() fails (a child reports it to the master, which
    * stops start-up with the message).
    */
+  /** The FastCGI adapter of a pool whose bridges hand off responders (the plugin is loaded here too). */
+  private fastcgiAdapter(spec: { plugin: string; file?: string; settings: Record<string, unknown> }): FastcgiAdapter {
+    const [d] = planPlugins([spec.plugin], spec.file ? { [spec.plugin]: spec.file } : {}, defaultPluginSource().available);
+    const make = d?.bridge?.fastcgi;
+    if (!d || !make) throw new PluginError(`core worker: the plugin "${spec.plugin}" has no FastCGI adapter here, but its pool hands off FastCGI responders`);
+    return make.call(d.bridge, spec.settings);
+  }
+
   private buildRouter(plan: RoutingPlan): RequestRouter {
     const plugins = planPlugins(plan.plugins, plan.pluginFiles, defaultPluginSource().available);
     const tables = compileRoutingTables(plan.entries, plugins);

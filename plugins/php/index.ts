@@ -1,11 +1,12 @@
 /**
  * The php plugin (modifier1 14): PHP scripts run by a pool of long-lived `php-cgi -b`
- * FastCGI processes that a Node bridge (bridges/php/bridge.mjs) drives. The bridge speaks the
- * bridge contract (docs/bridge-protocol.md) to the core and FastCGI to php-cgi, so PHP runs
- * under a real SAPI: header(), setcookie(), http_response_code(), the superglobals,
- * php://input, uploads, sessions and output buffering behave as under php-fpm. Option names
- * and the script resolution rules are uWSGI's (spec/languages.md §8); docs/php.md explains
- * the design and lists what is left out.
+ * FastCGI processes that a Node bridge (bridges/php/bridge.mjs) supervises. At the hello the
+ * bridge hands each core connection a php-cgi of its own, and the core worker speaks FastCGI
+ * to it directly (docs/bridge-protocol.md §3.4), resolving the script with the adapter in
+ * fastcgi-adapter.ts. PHP runs under a real SAPI: header(), setcookie(),
+ * http_response_code(), the superglobals, php://input, uploads, sessions and output
+ * buffering behave as under php-fpm. Option names and the script resolution rules are
+ * uWSGI's (spec/languages.md §8); docs/php.md explains the design and lists what is left out.
  *
  * The plugin hosts one "app" (mountpoint ""): uWSGI's php plugin resolves every modifier1 14
  * request against the document root itself, so the bridge gets them all.
@@ -17,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { InvalidOptionError } from '../../core/errors.ts';
 import { definePlugin, PLUGIN_API_VERSION, type AppSpec } from '../../core/plugins/api.ts';
 import type { ResolvedOptions } from '../../core/options/resolved.ts';
+import { PhpFastcgiAdapter } from './fastcgi-adapter.ts';
 
 const BRIDGE_SCRIPT = fileURLToPath(new URL('../../bridges/php/bridge.mjs', import.meta.url));
 /** Defines the uwsgi_*() functions, then includes the user's own auto_prepend_file if any. */
@@ -171,7 +173,7 @@ function checkPhpCgi(file: string): string | null {
 export default definePlugin({
   name: 'php',
   apiVersion: PLUGIN_API_VERSION,
-  description: 'PHP scripts in a pool of php-cgi FastCGI processes driven by a Node bridge',
+  description: 'PHP scripts in a pool of php-cgi FastCGI processes, supervised by a Node bridge, spoken to directly by the core',
   modifier1: 14,
   options: [
     { name: 'php-ini', aliases: ['php-config'], argument: 'required', kind: 'path', metavar: 'FILE', help: 'use this php.ini instead of the one php-cgi finds by itself (php-cgi -c)' },
@@ -204,6 +206,9 @@ export default definePlugin({
     },
     settings(options) {
       return { ...phpSettings(options), prepend: PREPEND_SCRIPT };
+    },
+    fastcgi(settings) {
+      return new PhpFastcgiAdapter(settings as unknown as PhpSettings);
     },
   },
   init(ctx) {

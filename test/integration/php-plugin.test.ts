@@ -308,9 +308,9 @@ describe('php plugin over --http-socket: a real app', () => {
     await srv.waitForLog(/tsuwsgi php error_log message/);
   });
 
-  it('php-cgi dying mid-request gives a 500, is logged, and a new one serves the next request', async () => {
+  it('php-cgi dying mid-request gives a 502 (as nginx in front of php-fpm), is logged, and a new one serves the next request', async () => {
     const r = await get('/crash.php');
-    expect(r.status).toBe(500);
+    expect(r.status).toBe(502);
     await srv.waitForLog(/php-cgi \d+ (exited \(signal SIGKILL\)|closed the FastCGI connection)/);
     for (let i = 0; i < 4; i++) expect((await get(`/?name=n${i}`)).body.toString()).toBe(`Hello n${i}`);
   });
