@@ -28,7 +28,7 @@ class TestAdapter implements FastcgiAdapter {
   }
 }
 
-function setup(adapter = new TestAdapter()) {
+function setup(adapter: FastcgiAdapter = new TestAdapter()) {
   const fed: Buffer[] = [];
   const logs: string[] = [];
   const t = new FastcgiTranslator(adapter, { feed: (b) => fed.push(b), log: (l) => logs.push(l) });
