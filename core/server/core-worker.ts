@@ -164,12 +164,6 @@ export class CoreWorker {
     }
   }
 
-  /**
-   * Rebuild the routing tables the master validated. Route actions come from the plugins the
-   * master had loaded: found by name in this build, or loaded from the same plugin file. A
-   * file that fails here throws, and start() fails (a child reports it to the master, which
-   * stops start-up with the message).
-   */
   /** The FastCGI adapter of a pool whose bridges hand off responders (the plugin is loaded here too). */
   private fastcgiAdapter(spec: { plugin: string; file?: string; settings: Record<string, unknown> }): FastcgiAdapter {
     const [d] = planPlugins([spec.plugin], spec.file ? { [spec.plugin]: spec.file } : {}, defaultPluginSource().available);
@@ -178,6 +172,12 @@ export class CoreWorker {
     return make.call(d.bridge, spec.settings);
   }
 
+  /**
+   * Rebuild the routing tables the master validated. Route actions come from the plugins the
+   * master had loaded: found by name in this build, or loaded from the same plugin file. A
+   * file that fails here throws, and start() fails (a child reports it to the master, which
+   * stops start-up with the message).
+   */
   private buildRouter(plan: RoutingPlan): RequestRouter {
     const plugins = planPlugins(plan.plugins, plan.pluginFiles, defaultPluginSource().available);
     const tables = compileRoutingTables(plan.entries, plugins);
