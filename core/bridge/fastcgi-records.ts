@@ -18,7 +18,11 @@ const FCGI_KEEP_CONN = 1;
 export const FCGI_MAX_CONTENT = 65535;
 export const FCGI_HEADER_SIZE = 8;
 
-/** One request param: name (latin-1) and value (bytes, or text sent as UTF-8). */
+/**
+ * One request param: name and value as bytes. A string holds one byte per character (latin-1,
+ * as uwsgi vars are decoded everywhere in the core); text with other characters must be
+ * given as a Buffer (e.g. UTF-8 file names).
+ */
 export type FastcgiParam = [string, Buffer | string];
 
 function writeRecordHeader(out: Buffer, o: number, type: number, length: number): void {
@@ -43,7 +47,6 @@ function lengthSize(n: number): number {
  * and the names of params too large for a record (dropped; the caller logs them).
  */
 export function encodeRequestHead(params: readonly FastcgiParam[], keepConn: boolean, noBody: boolean): { bytes: Buffer; dropped: string[] } {
-  const values: Buffer[] = new Array(params.length);
   const sizes: number[] = new Array(params.length);
   const dropped: string[] = [];
   // BEGIN_REQUEST (header + body), the final empty PARAMS, and the empty STDIN
@@ -51,10 +54,9 @@ export function encodeRequestHead(params: readonly FastcgiParam[], keepConn: boo
   let recordLen = 0;
   for (let i = 0; i < params.length; i++) {
     const [name, value] = params[i]!;
-    const vb = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     const nameLen = name.length; // latin-1: one byte per char
-    const size = lengthSize(nameLen) + lengthSize(vb.length) + nameLen + vb.length;
-    values[i] = vb;
+    const valueLen = value.length; // a string is latin-1 too
+    const size = lengthSize(nameLen) + lengthSize(valueLen) + nameLen + valueLen;
     if (size > FCGI_MAX_CONTENT) {
       dropped.push(name);
       sizes[i] = -1;
@@ -86,20 +88,19 @@ export function encodeRequestHead(params: readonly FastcgiParam[], keepConn: boo
       o += FCGI_HEADER_SIZE;
       recordLen = 0;
     }
-    const name = params[i]![0];
-    const vb = values[i]!;
+    const [name, value] = params[i]!;
     if (name.length < 128) out[o++] = name.length;
     else {
       out.writeUInt32BE((name.length | 0x80000000) >>> 0, o);
       o += 4;
     }
-    if (vb.length < 128) out[o++] = vb.length;
+    if (value.length < 128) out[o++] = value.length;
     else {
-      out.writeUInt32BE((vb.length | 0x80000000) >>> 0, o);
+      out.writeUInt32BE((value.length | 0x80000000) >>> 0, o);
       o += 4;
     }
     o += out.write(name, o, 'latin1');
-    o += vb.copy(out, o);
+    o += typeof value === 'string' ? out.write(value, o, 'latin1') : value.copy(out, o);
     recordLen += size;
   }
   if (recordAt >= 0) out.writeUInt16BE(recordLen, recordAt + 4);

@@ -19,6 +19,7 @@
  * responses of requests sent before it (pipelining, §3.1).
  */
 import { STATUS_CODES } from 'node:http';
+import { decodeVars, getVar, isVarsError, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import {
   encodeRequestHead,
   encodeStdin,
@@ -30,8 +31,11 @@ import {
   type FastcgiParam,
 } from './fastcgi-records.ts';
 
-/** The request vars as the adapter sees them: name (latin-1) → raw bytes; a later duplicate wins. */
-export type FastcgiRequestVars = Map<string, Buffer>;
+/**
+ * The request vars as the adapter sees them: the uwsgi vars the core built, in order, names and
+ * values decoded as latin-1 (one character per byte: `Buffer.from(v, 'latin1')` gives the bytes).
+ */
+export type FastcgiRequestVars = UwsgiVars;
 
 /** What the adapter decided for one request. */
 export type FastcgiPlan =
@@ -70,23 +74,6 @@ export interface FastcgiTranslatorHost {
 const MAX_HEADER_BYTES = 65536;
 const CRLF = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
-
-/** Decode a uwsgi vars block into raw values (bytes, so file names keep their encoding). */
-export function decodeRawVars(block: Buffer): FastcgiRequestVars | null {
-  const vars: FastcgiRequestVars = new Map();
-  let o = 0;
-  while (o + 2 <= block.length) {
-    const kl = block.readUInt16LE(o);
-    if (o + 2 + kl + 2 > block.length) return null;
-    const k = block.toString('latin1', o + 2, o + 2 + kl);
-    o += 2 + kl;
-    const vl = block.readUInt16LE(o);
-    if (o + 2 + vl > block.length) return null;
-    vars.set(k, block.subarray(o + 2, o + 2 + vl));
-    o += 2 + vl;
-  }
-  return o === block.length ? vars : null;
-}
 
 /** Where the CGI header block ends: [end of the headers, start of the body], or null. */
 function headerEnd(buf: Buffer): [number, number] | null {
@@ -195,16 +182,18 @@ export class FastcgiTranslator {
   }
 
   /**
-   * Translate one uwsgi request packet (header + vars). Returns the FastCGI bytes to write, or
+   * Translate one uwsgi request (the packet, and its vars when the caller has them). Returns the FastCGI bytes to write, or
    * null when the request is answered without the responder (the answer is fed in turn).
    * The responder keeps the connection for the next request (FCGI_KEEP_CONN) only after a
    * request without a body: php-cgi may leave STDIN records of a body unread (a script that
    * never reads its input, a body over post_max_size), and a leftover record breaks the next
    * request on the connection. After a body the responder closes; the caller retires it.
    */
-  request(packet: Buffer, hasBody: boolean): Buffer | null {
-    const vars = decodeRawVars(packet.subarray(4));
-    const headOnly = vars?.get('REQUEST_METHOD')?.toString('latin1') === 'HEAD';
+  request(packet: Buffer, given: UwsgiVars | null, hasBody: boolean): Buffer | null {
+    // The pipeline hands over the vars it encoded; decoding the packet again is the fallback.
+    const decoded = given ?? decodeVars(packet.subarray(4));
+    const vars = isVarsError(decoded) ? null : decoded;
+    const headOnly = vars !== null && getVar(vars, 'REQUEST_METHOD') === 'HEAD';
     let plan: FastcgiPlan;
     if (!vars) plan = { answer: { status: 400 }, log: 'FastCGI: invalid uwsgi vars block' };
     else {

@@ -22,7 +22,7 @@
  */
 import net from 'node:net';
 import { HttpResponseParser, type ResponseHead } from '../protocol/http-response-parser.ts';
-import { decodeHeader, decodeVars, encodeHeader, encodePacket, getVar, isVarsError, Modifier1 } from '../protocol/uwsgi-packet.ts';
+import { decodeHeader, decodeVars, encodeHeader, encodePacket, getVar, isVarsError, Modifier1, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import { FastcgiTranslator, type FastcgiAdapter } from './fastcgi-translator.ts';
 import { PoolCounters, type BridgeCounters } from '../stats/counters.ts';
 
@@ -380,8 +380,9 @@ export class BridgeConnection {
   /**
    * Send one request: the packet (header + vars) then the body. `retry` re-sends it through
    * the pool if this bridge dies before starting it (only for requests without a body).
+   * `vars` are the packet's vars, which a FastCGI handoff uses instead of decoding the packet.
    */
-  send(packet: Buffer, body: BodySource | null, noBody: boolean, sink: ResponseSink, info: ExchangeInfo, retry: Waiter | null = null): void {
+  send(packet: Buffer, body: BodySource | null, noBody: boolean, sink: ResponseSink, info: ExchangeInfo, retry: Waiter | null = null, vars: UwsgiVars | null = null): void {
     const ex: Exchange = { sink, info, noBody, retry: body ? null : retry, packet };
     this.queue.push(ex);
     if (this.queue.length === 1) {
@@ -390,7 +391,7 @@ export class BridgeConnection {
       this.parser.start(noBody);
     }
     if (this.translator) {
-      this.sendFastcgi(packet, body, this.translator);
+      this.sendFastcgi(packet, vars, body, this.translator);
     } else {
       this.write(packet);
       if (body) this.sendBody(body, (chunk) => !this.socket.destroyed && this.socket.write(chunk), null);
@@ -414,8 +415,8 @@ export class BridgeConnection {
    * is then read and dropped). After a body the responder closes the connection (see
    * FastcgiTranslator.request), so nothing more is sent on it.
    */
-  private sendFastcgi(packet: Buffer, body: BodySource | null, translator: FastcgiTranslator): void {
-    const request = translator.request(packet, body !== null);
+  private sendFastcgi(packet: Buffer, vars: UwsgiVars | null, body: BodySource | null, translator: FastcgiTranslator): void {
+    const request = translator.request(packet, vars, body !== null);
     if (request) this.write(request);
     if (translator.exhausted || (request && body)) this.retire = true;
     if (!body) return;

@@ -368,7 +368,7 @@ export class RequestPipeline {
     // its way out (and the log counts what was sent).
     const out = routed ? this.responseSink(routed, logged) : logged;
     const info = { bridge: identity, uri: req.uri, harakiri: routed ? routed.harakiri : 0 };
-    conn.send(packet, body, req.method === 'HEAD', chained ? failNotice(out, notice) : out, info, retry);
+    conn.send(packet, body, req.method === 'HEAD', chained ? failNotice(out, notice) : out, info, retry, req.vars);
   }
 
   private notice502(req: CoreRequest, status: number, reason: string): void {

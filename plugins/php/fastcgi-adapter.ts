@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import type { FastcgiAdapter, FastcgiParam, FastcgiPlan, FastcgiRequestVars } from '../../core/plugins/api.ts';
+import { getVar } from '../../core/protocol/uwsgi-packet.ts';
 import type { PhpSettings } from './index.ts';
 
 /** Where a request goes. */
@@ -52,11 +53,24 @@ const OVERRIDDEN = new Set([
   'SERVER_SOFTWARE',
 ]);
 
-/** A var as text: UTF-8 when it is valid UTF-8 (file names then match the file system), else latin-1. */
+/** Any character outside ASCII (then latin-1 and UTF-8 differ). */
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * A var as text: its bytes as UTF-8 when they are valid UTF-8 (file names then match the file
+ * system), else as latin-1. Vars arrive decoded as latin-1; ASCII needs no conversion.
+ */
 function text(vars: FastcgiRequestVars, name: string): string {
-  const b = vars.get(name);
-  if (!b || b.length === 0) return '';
-  return isUtf8(b) ? b.toString('utf8') : b.toString('latin1');
+  const v = getVar(vars, name);
+  if (!v) return '';
+  if (!NON_ASCII.test(v)) return v;
+  const bytes = Buffer.from(v, 'latin1');
+  return isUtf8(bytes) ? bytes.toString('utf8') : v;
+}
+
+/** Text as a param value: strings go out as latin-1, so anything beyond ASCII goes as UTF-8 bytes. */
+function wire(value: string): string | Buffer {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'utf8') : value;
 }
 
 function statOrNull(p: string): fs.Stats | null {
@@ -99,9 +113,15 @@ export class PhpFastcgiAdapter implements FastcgiAdapter {
   /** --php-fcgi-max-requests: php-cgi exits after that many requests (PHP_FCGI_MAX_REQUESTS). */
   readonly requestsPerResponder: number;
 
+  /** --php-var pairs and --php-server-software, ready for the wire. */
+  private readonly extraVars: FastcgiParam[];
+  private readonly serverSoftware: string | Buffer;
+
   constructor(settings: PhpSettings) {
     this.s = settings;
     this.requestsPerResponder = settings.maxRequests;
+    this.extraVars = settings.vars.map(([k, v]) => [k, wire(v)]);
+    this.serverSoftware = wire(settings.serverSoftware);
     this.appBypass = settings.appBypass.map((re) => new RegExp(re));
     this.cwd = realpathOrNull(process.cwd()) ?? process.cwd();
   }
@@ -243,21 +263,21 @@ export class PhpFastcgiAdapter implements FastcgiAdapter {
 
   /** The request vars as php-cgi gets them, with the resolved script's. */
   private params(vars: FastcgiRequestVars, loc: ScriptLocation): FastcgiParam[] {
-    const params: FastcgiParam[] = [['SERVER_SOFTWARE', vars.get('SERVER_SOFTWARE') ?? this.s.serverSoftware]];
-    for (const [k, v] of vars) {
-      if (k === '' || OVERRIDDEN.has(k)) continue;
-      params.push([k, v]);
+    const params: FastcgiParam[] = [['SERVER_SOFTWARE', getVar(vars, 'SERVER_SOFTWARE') ?? this.serverSoftware]];
+    for (const kv of vars) {
+      if (kv[0] === '' || OVERRIDDEN.has(kv[0])) continue;
+      params.push(kv);
     }
     params.push(
       ['REDIRECT_STATUS', '200'],
-      ['PATH_INFO', loc.pathInfo],
-      ['QUERY_STRING', loc.queryString],
-      ['SCRIPT_NAME', loc.scriptName],
-      ['SCRIPT_FILENAME', loc.script],
-      ['DOCUMENT_ROOT', loc.docroot],
-      ['PATH_TRANSLATED', loc.pathInfo ? loc.docroot + loc.pathInfo : ''],
+      ['PATH_INFO', wire(loc.pathInfo)],
+      ['QUERY_STRING', wire(loc.queryString)],
+      ['SCRIPT_NAME', wire(loc.scriptName)],
+      ['SCRIPT_FILENAME', wire(loc.script)],
+      ['DOCUMENT_ROOT', wire(loc.docroot)],
+      ['PATH_TRANSLATED', loc.pathInfo ? wire(loc.docroot + loc.pathInfo) : ''],
     );
-    for (const kv of this.s.vars) params.push(kv);
+    for (const kv of this.extraVars) params.push(kv);
     return params;
   }
 }

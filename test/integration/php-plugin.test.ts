@@ -36,6 +36,9 @@ function site(): Site {
   fs.writeFileSync(path.join(base, 'outside.php'), '<?php echo "outside ran";\n');
   fs.symlinkSync(path.join(base, 'outside.php'), path.join(www, 'escape.php'));
   fs.symlinkSync(path.join(www, 'index.php'), path.join(www, 'alias.php'));
+  // A UTF-8 file name: the request path's bytes must find it, and PHP must see the same name.
+  fs.mkdirSync(path.join(www, 'répertoire'));
+  fs.writeFileSync(path.join(www, 'répertoire', 'café.php'), '<?php echo $_SERVER["SCRIPT_NAME"], "|", $_SERVER["PATH_INFO"], "|", basename($_SERVER["SCRIPT_FILENAME"]);\n');
   const sessions = path.join(base, 'sessions');
   fs.mkdirSync(sessions);
   return { base, www, sessions };
@@ -341,6 +344,12 @@ describe('php plugin over --http-socket: a real app', () => {
     c.close();
     await srv.waitForLog(/PHP security error: "\.\." in the path/);
     expect((await get('/alias.php?name=al')).body.toString()).toBe('Hello al');
+  });
+
+  it('UTF-8 directory and script names resolve, and PHP sees them as UTF-8', async () => {
+    const r = await get('/r%C3%A9pertoire/caf%C3%A9.php/d%C3%A9j%C3%A0');
+    expect(r.status).toBe(200);
+    expect(r.body.toString('utf8')).toBe('/répertoire/café.php|/déjà|café.php');
   });
 
   it('answers plain uwsgi requests (modifier1 14) on --socket', async () => {
