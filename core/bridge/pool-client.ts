@@ -135,6 +135,8 @@ export class BridgeConnection {
   private readonly logLine: (line: string) => void;
   /** The FastCGI connection being opened during the hello. */
   private handingOff: net.Socket | null = null;
+  /** The pid of the responder a FastCGI handoff named (harakiri kills it, not the bridge). */
+  responderPid: number | null = null;
   identity: BridgeIdentity | null = null;
   private helloBuf: Buffer | null = Buffer.alloc(0);
   private readonly parser: HttpResponseParser;
@@ -286,6 +288,8 @@ export class BridgeConnection {
         this.onHello?.(new Error('the bridge did not hand off a FastCGI responder (no "fastcgi" in its hello)'));
         return;
       }
+      const responderPid = Number(getVar(vars, 'fastcgi_pid'));
+      this.responderPid = Number.isInteger(responderPid) && responderPid > 0 ? responderPid : null;
       this.handOff(address, this.fastcgi);
       return;
     }

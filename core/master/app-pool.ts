@@ -335,8 +335,13 @@ export class AppPool {
     if (!w.control.destroyed) w.control.write(JSON.stringify(msg) + '\n');
   }
 
-  /** Harakiri: dump the bridge's stacks, then kill it; the exit handler respawns it. */
-  harakiri(pid: number, uri: string, startedAt: number): void {
+  /**
+   * Harakiri: dump the bridge's stacks, then kill it; the exit handler respawns it. On a
+   * FastCGI handoff (docs/bridge-protocol.md §3.4) only the stuck responder (`responderPid`,
+   * e.g. one php-cgi) is killed: the bridge restarts it, and the requests its other responders
+   * are serving go on.
+   */
+  harakiri(pid: number, uri: string, startedAt: number, responderPid: number | null = null): void {
     const w = this.workers.get(pid);
     if (!w) return;
     const history = this.slotHistory.get(w.id);
@@ -344,6 +349,13 @@ export class AppPool {
     this.opts.log.error(`*** HARAKIRI ON WORKER ${w.id} (pid: ${pid}, try: 1) ***`);
     this.opts.log.error(`HARAKIRI: --- uWSGI worker ${w.id} (pid: ${pid}) WAS managing request ${uri} since ${ctime(startedAt)} ---`);
     this.send(w, { cmd: 'stack' });
+    if (responderPid !== null) {
+      this.opts.log.error(`HARAKIRI: killing the ${this.opts.runtime} process ${responderPid} that worker ${w.id} handed this request to`);
+      // The pid came from the bridge's hello; only ever signal a child of that bridge.
+      if (isChildOf(responderPid, pid)) setTimeout(() => signalQuietly(responderPid, 'SIGKILL'), 300).unref();
+      else setTimeout(() => this.kill(w, 'SIGKILL'), 300).unref();
+      return;
+    }
     // Give the bridge a moment to print its stack dump, then kill it for sure.
     setTimeout(() => this.kill(w, 'SIGKILL'), 300).unref();
   }
@@ -418,4 +430,24 @@ export function readLines(stream: Duplex, onLine: (line: string) => void): void 
       if (line.trim()) onLine(line);
     }
   });
+}
+
+/** Is `pid` a child of `parent` (Linux /proc)? False when either is gone or /proc is unreadable. */
+function isChildOf(pid: number, parent: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ")".
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return ppid === parent;
+  } catch {
+    return false;
+  }
+}
+
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    /* already gone */
+  }
 }

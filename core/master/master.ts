@@ -498,7 +498,7 @@ export async function runServer(
   };
 
   const masterLink: MasterLink = {
-    harakiri: (poolName, pid, uri, startedAt) => pools.get(poolName)?.harakiri(pid, uri, startedAt),
+    harakiri: (poolName, pid, uri, startedAt, responderPid) => pools.get(poolName)?.harakiri(pid, uri, startedAt, responderPid),
   };
 
   if (master) {
@@ -579,12 +579,12 @@ class CoreWorkerHandle {
     this.exited = new Promise((r) => (resolveExit = r));
     return new Promise((resolve, reject) => {
       let ready = false;
-      child.on('message', (msg: { type: string; pool?: string; pid?: number; uri?: string; startedAt?: number; error?: string; id?: number; stats?: CoreWorkerStats }) => {
+      child.on('message', (msg: { type: string; pool?: string; pid?: number; uri?: string; startedAt?: number; responderPid?: number | null; error?: string; id?: number; stats?: CoreWorkerStats }) => {
         if (msg.type === 'ready') {
           ready = true;
           this.log.info(`spawned tsuwsgi core worker ${this.plan.workerIndex + 1} (pid: ${child.pid})`);
           resolve();
-        } else if (msg.type === 'harakiri') this.master.harakiri(msg.pool!, msg.pid!, msg.uri!, msg.startedAt!);
+        } else if (msg.type === 'harakiri') this.master.harakiri(msg.pool!, msg.pid!, msg.uri!, msg.startedAt!, msg.responderPid ?? null);
         else if (msg.type === 'stats') this.pendingStats.get(msg.id!)?.(msg.stats ?? null);
         else if (msg.type === 'error') reject(new TsuwsgiError('TSUWSGI_E_CORE_WORKER', `core worker failed to start: ${msg.error}`));
       });
@@ -668,7 +668,7 @@ export function runCoreWorkerChild(): void {
       try {
         log = createChildLog(msg.plan.childLog);
         worker = new CoreWorker(msg.plan, log, {
-          harakiri: (pool, pid, uri, startedAt) => send({ type: 'harakiri', pool, pid, uri, startedAt }),
+          harakiri: (pool, pid, uri, startedAt, responderPid) => send({ type: 'harakiri', pool, pid, uri, startedAt, responderPid }),
         });
         worker.start();
         send({ type: 'ready' });

@@ -75,7 +75,11 @@ export interface CoreWorkerPlan {
 
 /** Calls from the core role into the master role. */
 export interface MasterLink {
-  harakiri(pool: string, pid: number, uri: string, startedAt: number): void;
+  /**
+   * Kill the bridge `pid` stuck on `uri` — or, on a FastCGI handoff, only the responder
+   * `responderPid` it handed this connection (docs/bridge-protocol.md §3.4).
+   */
+  harakiri(pool: string, pid: number, uri: string, startedAt: number, responderPid: number | null): void;
 }
 
 /** This worker's share of a pool's bridge threads, so all core workers together never exceed it. */
@@ -202,7 +206,7 @@ export class CoreWorker {
         conn.retire = true;
         conn.failExchange(504, 'Gateway Timeout');
         conn.socket.destroy();
-        this.master.harakiri(name, ex.bridge.pid, ex.uri, conn.headSince);
+        this.master.harakiri(name, ex.bridge.pid, ex.uri, conn.headSince, conn.responderPid);
       }
     }
   }

@@ -455,6 +455,28 @@ describe('php plugin: the 403 rules, --php-fallback, --php-app', () => {
     });
     expect(await srv.stop()).toBe(0);
   });
+
+  it('harakiri kills only the stuck php-cgi: a request on another php-cgi of the same bridge finishes', async () => {
+    const s = site();
+    // One bridge with two php-cgi processes; harakiri is checked every second.
+    const srv = await startServer(['--plugins', 'php', '--http-socket', '127.0.0.1:0', '--http-socket-modifier1', '14', '--php-docroot', s.www, '--threads', '2', '--harakiri', '4']);
+    await withServerLog(srv, async () => {
+      const stuck = httpRequest(srv.port, { path: '/slow.php?ms=30000' });
+      await new Promise((r) => setTimeout(r, 2500));
+      // In flight from 2.5 s to 5.5 s, while the stuck one is killed (between 4 and 5 s).
+      const innocent = httpRequest(srv.port, { path: '/slow.php?ms=3000' });
+      expect((await stuck).status).toBe(504);
+      const r = await innocent;
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toMatch(/^slept \d+$/);
+      await srv.waitForLog(/HARAKIRI: killing the PHP process \d+ that worker 1 handed this request to/);
+      // The bridge lived on and restarted the php-cgi: both slots serve again.
+      const [a, b] = await Promise.all([httpRequest(srv.port, { path: '/slow.php?ms=300' }), httpRequest(srv.port, { path: '/slow.php?ms=300' })]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+    });
+    expect(srv.logs()).not.toMatch(/worker 1 \(pid: \d+\) died|DAMN/);
+    expect(await srv.stop()).toBe(0);
+  });
 });
 
 describe('php plugin: bad options get clear errors', () => {
