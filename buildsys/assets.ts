@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { compileBridgeJar, jarName, jdkTool, sourceHash } from '../plugins/jvm/bridge-jar.ts';
+import { ADDON_BUILD_PATH, buildSendfileAddon } from '../core/static/native/build.ts';
 
 const SKIP = new Set(['__pycache__', 'node_modules', '.git']);
 
@@ -58,18 +59,36 @@ export function pluginAssets(repo: string, pluginDir: string): string[] {
   return [...out].sort();
 }
 
-/** The core's own run-time files (helper scripts next to core modules). */
+/** Where the sendfile addon sits below a build root (as in the checkout, where the core looks for it). */
+function sendfileAddonAsset(repo: string): string {
+  return path.relative(repo, ADDON_BUILD_PATH);
+}
+
+/** Files under core/ that only build something (the addon's C source and build output of the checkout). */
+const CORE_BUILD_ONLY = /^core\/static\/native\/(?!build\/tsuwsgi_sendfile\.node$)/;
+
+/**
+ * The core's own run-time files (helper scripts next to core modules), and the sendfile
+ * addon, compiled for the build (copyAssets) whether or not the checkout has one.
+ */
 export function coreAssets(repo: string): string[] {
-  return walk(path.join(repo, 'core'))
+  const files = walk(path.join(repo, 'core'))
     .filter((f) => !isSource(f))
     .map((f) => path.relative(repo, f))
-    .sort();
+    .filter((rel) => !CORE_BUILD_ONLY.test(rel.split(path.sep).join('/')));
+  return [...new Set([...files, sendfileAddonAsset(repo)])].sort();
 }
 
 export function copyAssets(repo: string, files: readonly string[], root: string): void {
   for (const rel of files) {
     const to = path.join(root, rel);
     fs.mkdirSync(path.dirname(to), { recursive: true });
+    if (rel === sendfileAddonAsset(repo)) {
+      // Always compiled fresh: the checkout's copy may be from older sources. A build without
+      // a C compiler fails here, with what to install (the server itself would only copy).
+      buildSendfileAddon(to);
+      continue;
+    }
     if (!fs.existsSync(path.join(repo, rel)) && generateAsset(repo, rel, to)) continue;
     fs.copyFileSync(path.join(repo, rel), to);
     fs.chmodSync(to, fs.statSync(path.join(repo, rel)).mode & 0o777);

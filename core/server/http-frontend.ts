@@ -16,6 +16,7 @@ import { spoolBody } from './body-spool.ts';
 import { HttpRawOutput } from './http-raw-output.ts';
 import type { RequestPipeline } from './pipeline.ts';
 import type { ClientTunnel } from '../routing/api.ts';
+import { sendFileOnResponse, type CancelSendfile, type SendfileDone } from '../static/sendfile.ts';
 
 export interface HttpFrontendOptions {
   fd: number;
@@ -308,6 +309,18 @@ class HttpResponseSink implements ResponseSink {
     this.abort = null;
     if (this.rawOut) this.rawOut.end();
     else this.res.destroy();
+  }
+
+  /**
+   * Zero-copy static bodies (core/static/sendfile.ts): after head(), the file goes out with
+   * sendfile(2) on this connection's socket. Null when this response cannot (the caller copies).
+   */
+  sendFile(fd: number, offset: number, length: number, timeoutMs: number, done: SendfileDone): CancelSendfile | null {
+    if (this.rawOut || this.clientGone || this.wrote) return null;
+    const cancel = sendFileOnResponse(this.res, fd, offset, length, timeoutMs, done);
+    // The head is on the wire now, as after a body write.
+    if (cancel) this.wrote = true;
+    return cancel;
   }
 
   raw(chunk: Buffer): boolean {

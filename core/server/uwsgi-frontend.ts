@@ -9,6 +9,7 @@ import type { ResponseHead } from '../protocol/http-response-parser.ts';
 import { reasonPhrase } from '../protocol/status.ts';
 import { decodeHeader, decodeVars, describeVarsError, getVar, isVarsError, UWSGI_HEADER_SIZE } from '../protocol/uwsgi-packet.ts';
 import type { ServerLog } from '../logging/server-log.ts';
+import { sendFileOnSocket, type FileSendingSink } from '../static/sendfile.ts';
 import type { RequestPipeline } from './pipeline.ts';
 
 export interface UwsgiFrontendOptions {
@@ -155,9 +156,10 @@ function socketBody(socket: net.Socket, first: Buffer, length: number): BodySour
  * connection already ends with the response, so routing's raw output (send:, disableheaders:)
  * only means: its bytes go out as they are, and no head is written after them.
  */
-function rawSink(socket: net.Socket, protocol: string): ResponseSink {
+function rawSink(socket: net.Socket, protocol: string): ResponseSink & FileSendingSink {
   let abort: (() => void) | null = null;
   let headSent = false;
+  let bodyStarted = false;
   let clientGone = false;
   let rawOutput = false;
   socket.on('close', () => {
@@ -173,8 +175,16 @@ function rawSink(socket: net.Socket, protocol: string): ResponseSink {
       socket.write(text + '\r\n', 'latin1');
     },
     body(chunk) {
+      bodyStarted = true;
       if (clientGone || socket.destroyed) return true;
       return socket.write(chunk);
+    },
+    // Zero-copy static bodies (core/static/sendfile.ts), after the head written above.
+    sendFile(fd, offset, length, timeoutMs, done) {
+      if (rawOutput || clientGone || !headSent || bodyStarted) return null;
+      const cancel = sendFileOnSocket(socket, fd, offset, length, timeoutMs, done);
+      if (cancel) bodyStarted = true;
+      return cancel;
     },
     onDrain(cb) {
       socket.once('drain', cb);

@@ -27,6 +27,7 @@ export const STATIC_OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'static-gzip-ext', aliases: ['static-gzip-suffix'], argument: 'required', kind: 'string', multiple: true, metavar: 'SUFFIX', help: 'serve FILE.gz to clients accepting gzip for files with this extension (suffix)' },
   { name: 'static-gzip-all', argument: 'none', kind: 'flag', help: 'serve FILE.gz (or FILE.br) to clients accepting gzip (br) for every static file that has one' },
   { name: 'file-serve-mode', argument: 'required', kind: 'string', metavar: 'MODE', help: 'how static files are sent: the body (default), x-sendfile (alias xsendfile: only an X-Sendfile header) or x-accel-redirect (aliases xaccelredirect, nginx: only an X-Accel-Redirect header)' },
+  { name: 'disable-sendfile', argument: 'none', kind: 'flag', help: 'send static file bodies by reading and writing them instead of with sendfile(2)' },
   { name: 'honour-range', argument: 'none', kind: 'flag', help: 'answer Range requests for static files with 206 Partial Content (416 when unsatisfiable), honouring If-Range' },
 ];
 

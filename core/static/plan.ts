@@ -38,6 +38,10 @@ export interface StaticPlan {
   gzip: { all: boolean; regexps: string[]; prefixes: string[]; suffixes: string[] };
   serveMode: FileServeMode;
   honourRange: boolean;
+  /** --disable-sendfile: copy bodies through user space even when the sendfile addon is there. */
+  disableSendfile: boolean;
+  /** --socket-timeout (seconds): how long a sendfile transfer waits for a client that reads nothing. */
+  socketTimeout: number;
 }
 
 function mounts(options: ResolvedOptions, name: string): StaticMount[] {
@@ -135,6 +139,8 @@ export function staticRulesFrom(options: ResolvedOptions): StaticPlan {
     },
     serveMode: serveMode(options.string('file-serve-mode')),
     honourRange: options.flag('honour-range'),
+    disableSendfile: options.flag('disable-sendfile'),
+    socketTimeout: options.int('socket-timeout', 4),
   };
   for (const r of plan.gzip.regexps) checkRegexp('static-gzip', r);
   return plan;

@@ -15,6 +15,7 @@ import { MimeTable } from './mime.ts';
 import type { StaticPlan } from './plan.ts';
 import { loggedSink } from './request-log.ts';
 import { serveStatic, type StaticServeConfig } from './serve.ts';
+import { sendfileStatus } from './sendfile.ts';
 
 /** What serveStatic() needs from a plan (the MIME files are read here, once). */
 export function serveConfigFrom(plan: StaticPlan, warn: (line: string) => void): StaticServeConfig {
@@ -24,6 +25,7 @@ export function serveConfigFrom(plan: StaticPlan, warn: (line: string) => void):
     gzip: new GzipRules(plan.gzip),
     serveMode: plan.serveMode,
     honourRange: plan.honourRange,
+    send: { zeroCopy: !plan.disableSendfile, timeoutMs: plan.socketTimeout * 1000, warn },
   };
 }
 
@@ -41,6 +43,11 @@ export class StaticFiles {
     const warn = (line: string): void => log.warn(line);
     this.lookup = new StaticLookup(plan, warn);
     this.config = serveConfigFrom(plan, warn);
+    // Once per instance (the first core worker): why large static files are copied.
+    const zeroCopy = sendfileStatus();
+    if (!zeroCopy.on && !plan.disableSendfile && workerId <= 1) {
+      log.warn(`static files: sendfile(2) is off, file bodies are copied through user space: ${zeroCopy.reason}`);
+    }
   }
 
   /**

@@ -5,11 +5,13 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { httpRequest } from '../helpers/http-raw.ts';
+import { httpRequest, RawHttpConnection } from '../helpers/http-raw.ts';
+import { sendFileOnSocket, sendfileStatus, type SendfileError } from '../../core/static/sendfile.ts';
 import { stdVars, uwsgiRequest } from '../helpers/uwsgi-client.ts';
-import { fixture, startServer, tmpDir, type ServerHandle } from '../helpers/server.ts';
+import { fixture, sleep, startServer, tmpDir, type ServerHandle } from '../helpers/server.ts';
 
 const HELLO = fixture('hello.py');
 const APP_BODY = 'Hello World';
@@ -272,5 +274,239 @@ describe('uwsgi protocol socket with --check-static-docroot', () => {
     expect(text.endsWith('\r\n\r\n<h1>index</h1>')).toBe(true);
     const none = await uwsgiRequest(addr, stdVars({ REQUEST_URI: '/index.html', PATH_INFO: '/index.html', SCRIPT_NAME: '' }));
     expect(none.toString('latin1')).toContain(APP_BODY);
+  });
+
+  test('a 5 MB file arrives intact over the uwsgi protocol, also to three clients at once', async () => {
+    fs.writeFileSync(path.join(pub, 'big.bin'), big);
+    const vars = stdVars({ REQUEST_URI: '/big.bin', PATH_INFO: '/big.bin', DOCUMENT_ROOT: pub });
+    const outs = await Promise.all([0, 1, 2].map(() => uwsgiRequest(s.sockets[0]!, vars)));
+    for (const out of outs) {
+      const head = out.indexOf('\r\n\r\n');
+      expect(out.toString('latin1', 0, head + 2)).toMatch(new RegExp(`^HTTP/1\\.1 200 OK\r\n[^]*Content-Length: ${big.length}\r\n`));
+      expect(sha(out.subarray(head + 4))).toBe(sha(big));
+    }
+  });
+});
+
+describe('zero-copy bodies: sendfile(2) through the native addon (core/static/sendfile.ts)', () => {
+  const zdir = path.join(root, 'zero-copy');
+  /** Bigger than the socket buffers of both ends together, so a client that stops reading stalls the transfer. */
+  const HUGE = 48 * 1024 * 1024;
+  /** An odd size, so offsets and lengths are not page multiples. */
+  const twoMeg = crypto.randomBytes(2 * 1024 * 1024 + 333);
+  let s: ServerHandle;
+  beforeAll(async () => {
+    fs.mkdirSync(zdir, { recursive: true });
+    fs.writeFileSync(path.join(zdir, 'two.bin'), twoMeg);
+    fs.writeFileSync(path.join(zdir, 'small.txt'), 'small');
+    // Sparse: 48 MiB of zeros that cost no disk.
+    fs.closeSync(fs.openSync(path.join(zdir, 'huge.bin'), 'w'));
+    fs.truncateSync(path.join(zdir, 'huge.bin'), HUGE);
+    s = await startServer(['--http-socket', '127.0.0.1:0', '--static-map', `/z=${zdir}`, '--honour-range', '--socket-timeout', '2', '--wsgi-file', HELLO]);
+  }, 60000);
+  afterAll(async () => {
+    expect(await s.stop()).toBe(0);
+  }, 30000);
+
+  /** Descriptors the server process holds (without --master it is the core worker too). */
+  const fdCount = (): number => fs.readdirSync(`/proc/${s.pid}/fd`).length;
+
+  /** A request on a raw connection that reads `readBytes` of the answer, then stops reading. */
+  async function stalledClient(readBytes: number): Promise<RawHttpConnection> {
+    const c = await RawHttpConnection.connect(s.port);
+    await c.write('GET /z/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n');
+    const deadline = Date.now() + 10000;
+    while (c.pending.length < readBytes && !c.closed && Date.now() < deadline) await sleep(5);
+    c.socket.pause();
+    return c;
+  }
+
+  test('the addon is built and loads (CI installs a compiler: sendfile must be on there)', () => {
+    // When this fails, the reason says what is missing (no compiler at `npm ci`, headers...).
+    expect(sendfileStatus()).toEqual({ on: true });
+    expect(s.logs()).not.toMatch(/sendfile\(2\) is off/);
+  });
+
+  test('a 2 MiB file arrives byte for byte, to 16 clients at once', async () => {
+    const rs = await Promise.all(Array.from({ length: 16 }, () => httpRequest(s.port, { path: '/z/two.bin' })));
+    for (const r of rs) {
+      expect(r.status).toBe(200);
+      expect(r.headers['content-length']).toBe(String(twoMeg.length));
+      expect(r.body.equals(twoMeg)).toBe(true);
+    }
+    await s.waitForLog(/GET \/z\/two\.bin => generated 2097485 bytes/);
+  });
+
+  test('Range requests send exactly the asked bytes (offset and length)', async () => {
+    for (const [a, b] of [
+      [0, 99_999],
+      [1, 1_500_000],
+      [70_001, twoMeg.length - 1],
+    ] as const) {
+      const r = await httpRequest(s.port, { path: '/z/two.bin', headers: { Range: `bytes=${a}-${b}` } });
+      expect(r.status).toBe(206);
+      expect(r.headers['content-range']).toBe(`bytes ${a}-${b}/${twoMeg.length}`);
+      expect(r.body.equals(twoMeg.subarray(a, b + 1))).toBe(true);
+    }
+  });
+
+  test('keep-alive goes on after a sendfile body, also with pipelined requests', async () => {
+    const c = await RawHttpConnection.connect(s.port);
+    try {
+      for (let i = 0; i < 3; i++) {
+        await c.write('GET /z/two.bin HTTP/1.1\r\nHost: x\r\n\r\n');
+        const r = await c.readResponse();
+        expect(r.status).toBe(200);
+        expect(r.body.equals(twoMeg)).toBe(true);
+      }
+      await c.write('GET /z/two.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /z/small.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /z/two.bin HTTP/1.1\r\nHost: x\r\n\r\n');
+      const [r1, r2, r3] = [await c.readResponse(), await c.readResponse(), await c.readResponse()];
+      expect(r1.body.equals(twoMeg)).toBe(true);
+      expect(r2.body.toString()).toBe('small');
+      expect(r3.body.equals(twoMeg)).toBe(true);
+      expect(c.closed).toBe(false);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('clients that leave mid-transfer cost nothing: no crash, no descriptor left open', async () => {
+    const before = fdCount();
+    // Stalled then gone (the transfer waits for a writable socket and is cancelled), and
+    // gone while data flows (sendfile itself sees the reset).
+    const stalled = await Promise.all(Array.from({ length: 6 }, () => stalledClient(100_000)));
+    for (const c of stalled) c.close();
+    const flowing = await Promise.all(Array.from({ length: 6 }, () => RawHttpConnection.connect(s.port)));
+    for (const c of flowing) {
+      await c.write('GET /z/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n');
+      await c.readUntil('\r\n\r\n');
+      c.socket.resetAndDestroy();
+    }
+    const deadline = Date.now() + 10000;
+    while (fdCount() > before && Date.now() < deadline) await sleep(50);
+    expect(fdCount()).toBeLessThanOrEqual(before);
+    const r = await httpRequest(s.port, { path: '/z/two.bin' });
+    expect(r.body.equals(twoMeg)).toBe(true);
+    expect(s.hasExited).toBe(false);
+  }, 30000);
+
+  test('a client that reads nothing for --socket-timeout is cut off (the transfer does not pin the connection)', async () => {
+    const c = await stalledClient(1);
+    const before = fdCount();
+    await sleep(3500);
+    c.socket.resume();
+    // The server closed it: what was in the buffers arrives, then the end, short of the file.
+    // (A copied body has no write timeout: the connection would stay open.)
+    if (!(await c.waitClosed(15000))) {
+      throw new Error('the stalled transfer was not cut: the HTTP front end did not hand the body to sendfile (its ResponseSink needs sendFile(), core/static/sendfile.ts FileSendingSink)');
+    }
+    const head = c.pending.indexOf('\r\n\r\n');
+    expect(head).toBeGreaterThan(0);
+    expect(c.pending.length - head - 4).toBeLessThan(HUGE);
+    expect(fdCount()).toBeLessThan(before);
+    await s.waitForLog(/static file \S+huge\.bin: the client read nothing for --socket-timeout seconds/);
+  }, 30000);
+});
+
+describe('the sendfile addon driven directly (core/static/sendfile.ts sendFileOnSocket)', () => {
+  const dir = path.join(root, 'addon');
+  const data = crypto.randomBytes(300_000);
+  let server: net.Server;
+  let ours: net.Socket;
+  let peer: net.Socket;
+  let fd: number;
+  beforeAll(() => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'data.bin'), data);
+    fs.closeSync(fs.openSync(path.join(dir, 'huge.bin'), 'w'));
+    fs.truncateSync(path.join(dir, 'huge.bin'), 64 * 1024 * 1024);
+  });
+  beforeEach(async () => {
+    server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    peer = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    ours = await accepted;
+    ours.on('error', () => undefined);
+    peer.on('error', () => undefined);
+  });
+  afterEach(() => {
+    ours.destroy();
+    peer.destroy();
+    server.close();
+    if (fd >= 0) fs.closeSync(fd);
+    fd = -1;
+  });
+
+  /** Everything the peer receives until it closes. */
+  const received = (): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const parts: Buffer[] = [];
+      peer.on('data', (d: Buffer) => parts.push(d));
+      peer.on('close', () => resolve(Buffer.concat(parts)));
+    });
+
+  const send = (file: string, offset: number, length: number, timeoutMs: number): Promise<{ err: SendfileError | null; sent: number }> =>
+    new Promise((resolve) => {
+      fd = fs.openSync(path.join(dir, file), 'r');
+      const cancel = sendFileOnSocket(ours, fd, offset, length, timeoutMs, (err, sent) => resolve({ err, sent }));
+      if (cancel === null) throw new Error('sendfile is off in this process (see the "addon is built" test)');
+    });
+
+  test('offset and length select exactly those bytes', async () => {
+    const got = received();
+    const r = await send('data.bin', 12_345, 200_001, 2000);
+    expect(r).toEqual({ err: null, sent: 200_001 });
+    ours.end();
+    expect((await got).equals(data.subarray(12_345, 212_346))).toBe(true);
+  });
+
+  test('a file shorter than announced ends with EOF and the bytes that were there', async () => {
+    const r = await send('data.bin', 0, data.length + 10, 2000);
+    expect(r.err?.code).toBe('EOF');
+    expect(r.sent).toBe(data.length);
+    expect(r.err?.message).toMatch(/the file shrank/);
+  });
+
+  test('a peer that reads nothing gets ETIMEDOUT after the timeout, not before', async () => {
+    peer.pause();
+    const t0 = Date.now();
+    const r = await send('huge.bin', 0, 64 * 1024 * 1024, 400);
+    expect(r.err?.code).toBe('ETIMEDOUT');
+    expect(r.sent).toBeGreaterThan(0);
+    expect(r.sent).toBeLessThan(64 * 1024 * 1024);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+  });
+
+  test('a peer that resets ends the transfer with its errno name', async () => {
+    peer.pause();
+    const done = send('huge.bin', 0, 64 * 1024 * 1024, 5000);
+    setTimeout(() => peer.resetAndDestroy(), 100);
+    const r = await done;
+    expect(['ECONNRESET', 'EPIPE']).toContain(r.err?.code);
+  });
+
+  test('cancel stops a waiting transfer: no callback, its descriptor closed', async () => {
+    peer.pause();
+    const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    fd = fs.openSync(path.join(dir, 'huge.bin'), 'r');
+    let called = false;
+    const cancel = sendFileOnSocket(ours, fd, 0, 64 * 1024 * 1024, 5000, () => {
+      called = true;
+    });
+    expect(cancel).not.toBeNull();
+    // Waiting for the peer: the transfer holds a duplicate of the socket.
+    expect(fds()).toBe(before + 2);
+    cancel!();
+    cancel!();
+    await sleep(50);
+    expect(fds()).toBe(before + 1);
+    expect(called).toBe(false);
+  });
+
+  test('bad arguments are refused with TSUWSGI_E_SENDFILE_ARGS', () => {
+    fd = fs.openSync(path.join(dir, 'data.bin'), 'r');
+    expect(() => sendFileOnSocket(ours, fd, -1, 10, 1000, () => undefined)).toThrow(expect.objectContaining({ code: 'TSUWSGI_E_SENDFILE_ARGS' }));
   });
 });
