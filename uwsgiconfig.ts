@@ -198,6 +198,7 @@ export function packageBuild(profile: Profile): string[] {
           version: TSUWSGI_VERSION,
           description: `${name} plugin for tsuwsgi`,
           depends: [`tsuwsgi-core (= ${TSUWSGI_VERSION})`, ...(PLUGIN_DEPENDS[name] ? [PLUGIN_DEPENDS[name]] : [])],
+          architecture: 'all',
           files: files.map((f) => ({ to: path.join(PREFIX, f), from: path.join(root, f) })),
         },
         outDir,
@@ -212,6 +213,7 @@ export function packageBuild(profile: Profile): string[] {
         version: TSUWSGI_VERSION,
         description: `tsuwsgi application server core (profile ${profile.name})`,
         depends: ['nodejs (>= 20)'],
+        architecture: 'native',
         files: [
           ...coreFiles.map((f) => ({ to: path.join(PREFIX, f), from: path.join(root, f) })),
           { to: `usr/bin/${profile.binName}`, symlink: `../lib/tsuwsgi/bin/${profile.binName}` },

@@ -31,6 +31,11 @@ export interface DebSpec {
   version: string;
   description: string;
   depends: string[];
+  /**
+   * `all` for scripts only; `native` for a package with compiled code (the core: esbuild's
+   * binary and the sendfile addon), which gets the build machine's dpkg architecture.
+   */
+  architecture: 'all' | 'native';
   /** Files: path below the package root → source file on disk (or a symlink target). */
   files: Array<{ to: string; from?: string; symlink?: string }>;
 }
@@ -49,10 +54,11 @@ export function buildDeb(spec: DebSpec, outDir: string): string {
       }
     }
     fs.mkdirSync(path.join(stage, 'DEBIAN'));
+    const arch = spec.architecture === 'all' ? 'all' : dpkgArchitecture();
     const control = [
       `Package: ${spec.name}`,
       `Version: ${spec.version}`,
-      'Architecture: all',
+      `Architecture: ${arch}`,
       'Maintainer: tsuwsgi developers <tsuwsgi@localhost>',
       `Depends: ${spec.depends.join(', ')}`,
       'Section: httpd',
@@ -61,7 +67,7 @@ export function buildDeb(spec: DebSpec, outDir: string): string {
       '',
     ].join('\n');
     fs.writeFileSync(path.join(stage, 'DEBIAN', 'control'), control);
-    const file = path.join(outDir, `${spec.name}_${spec.version}_all.deb`);
+    const file = path.join(outDir, `${spec.name}_${spec.version}_${arch}.deb`);
     // gzip: xz would take 20 s for the core package (it carries esbuild's binary).
     const run = spawnSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '-z6', '--build', stage, file], { encoding: 'utf8' });
     if (run.error) throw new Error(`cannot run dpkg-deb (install the dpkg package): ${run.error.message}`);
@@ -70,6 +76,13 @@ export function buildDeb(spec: DebSpec, outDir: string): string {
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
   }
+}
+
+/** The build machine's package architecture (amd64, arm64…), as dpkg names it. */
+function dpkgArchitecture(): string {
+  const run = spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' });
+  if (run.error || run.status !== 0) throw new Error(`cannot ask dpkg for the architecture (install the dpkg package): ${run.error?.message ?? run.stderr.trim()}`);
+  return run.stdout.trim();
 }
 
 /** Every file below dir, as paths relative to it. */

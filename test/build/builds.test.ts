@@ -12,6 +12,8 @@ import { httpRequest } from '../helpers/http-raw.ts';
 import { fixture, REPO_ROOT, runTsuwsgi, startServer, withServerLog, type ServerHandle } from '../helpers/server.ts';
 
 const DIST = fs.mkdtempSync(path.join(os.tmpdir(), 'tsuwsgi-dist-'));
+/** dpkg's name for this machine's architecture (amd64…): the core package's. */
+const ARCH = spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).stdout.trim();
 const PERL_HELLO = path.join(REPO_ROOT, 'test', 'fixtures', 'perl', 'hello.pl');
 
 function uwsgiconfig(args: string[], env: Record<string, string> = {}): { output: string; ms: number } {
@@ -134,14 +136,15 @@ describe('packages (uwsgiconfig.ts --package) and third-party plugins', () => {
     uwsgiconfig(['--build', 'modular']);
     uwsgiconfig(['--package', 'modular']);
     const packages = fs.readdirSync(path.join(DIST, 'modular', 'packages')).sort();
-    expect(packages).toEqual(expect.arrayContaining(['tsuwsgi-core_0.1.0_all.deb', 'tsuwsgi-plugin-psgi_0.1.0_all.deb', 'tsuwsgi-plugin-python_0.1.0_all.deb', 'tsuwsgi-plugin-rack_0.1.0_all.deb']));
+    // The core carries compiled code (esbuild, the sendfile addon): the machine's architecture.
+    expect(packages).toEqual(expect.arrayContaining([`tsuwsgi-core_0.1.0_${ARCH}.deb`, 'tsuwsgi-plugin-psgi_0.1.0_all.deb', 'tsuwsgi-plugin-python_0.1.0_all.deb', 'tsuwsgi-plugin-rack_0.1.0_all.deb']));
     const info = spawnSync('dpkg-deb', ['-f', path.join(DIST, 'modular', 'packages', 'tsuwsgi-plugin-psgi_0.1.0_all.deb'), 'Depends'], { encoding: 'utf8' });
     expect(info.stdout.trim()).toBe('tsuwsgi-core (= 0.1.0), perl');
   });
 
   it('installs the core and psgi packages side by side and serves `--plugins http,psgi --http … --psgi app.pl`', async () => {
     for (const p of ['tsuwsgi-core', 'tsuwsgi-plugin-psgi']) {
-      const run = spawnSync('dpkg-deb', ['-x', path.join(DIST, 'modular', 'packages', `${p}_0.1.0_all.deb`), root], { encoding: 'utf8' });
+      const run = spawnSync('dpkg-deb', ['-x', path.join(DIST, 'modular', 'packages', `${p}_0.1.0_${p === 'tsuwsgi-core' ? ARCH : 'all'}.deb`), root], { encoding: 'utf8' });
       expect(run.status).toBe(0);
     }
     const installed = path.join(root, 'usr', 'bin', 'tsuwsgi');
