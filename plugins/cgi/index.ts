@@ -1,8 +1,11 @@
 /**
  * The cgi plugin (modifier1 9): CGI/1.1 scripts (RFC 3875), one process per request, run by
- * bridges/cgi/bridge.mjs, a Node bridge that speaks the bridge contract on one side and
- * spawns the scripts (no shell) on the other. Option names and rules are uWSGI's
- * (spec/languages.md §9); docs/cgi.md lists the differences and what is left out.
+ * bridges/cgi/bridge.pl, a Perl bridge that speaks the bridge contract on one side and starts
+ * the scripts (fork + execve of an argument list, no shell) on the other, through a small
+ * forker process (bridges/cgi/forker.pl). Perl because every request forks, and a fork costs
+ * in proportion to the forking process's memory: docs/cgi.md ("How it runs") has the numbers.
+ * Option names and rules are uWSGI's (spec/languages.md §9); docs/cgi.md lists the
+ * differences and what is left out.
  *
  * The plugin hosts one "app" (mountpoint ""): uWSGI's CGI plugin does its own mountpoint
  * matching on PATH_INFO (the longest `--cgi MOUNTPOINT=...` prefix), so the bridge gets every
@@ -15,7 +18,9 @@ import { InvalidOptionError } from '../../core/errors.ts';
 import { definePlugin, PLUGIN_API_VERSION, type AppSpec } from '../../core/plugins/api.ts';
 import type { ResolvedOptions } from '../../core/options/resolved.ts';
 
-const BRIDGE_SCRIPT = fileURLToPath(new URL('../../bridges/cgi/bridge.mjs', import.meta.url));
+const BRIDGE_SCRIPT = fileURLToPath(new URL('../../bridges/cgi/bridge.pl', import.meta.url));
+/** perl-base is an essential package on Debian, and the bridge needs no module outside it. */
+export const DEFAULT_CGI_PERL = '/usr/bin/perl';
 
 export const DEFAULT_CGI_TIMEOUT = 60;
 export const DEFAULT_CGI_BUFFER_SIZE = 65536;
@@ -118,7 +123,7 @@ function hostsScripts(options: ResolvedOptions): boolean {
 export default definePlugin({
   name: 'cgi',
   apiVersion: PLUGIN_API_VERSION,
-  description: 'CGI/1.1 scripts, one process per request (no shell), from a Node bridge',
+  description: 'CGI/1.1 scripts, one process per request (no shell), from a Perl bridge',
   modifier1: 9,
   options: [
     { name: 'cgi', argument: 'required', kind: 'string', multiple: true, metavar: '[MOUNTPOINT=]PATH', help: 'add a CGI directory or a single script, optionally under a URI mountpoint; without a mountpoint it is the default CGI directory' },
@@ -133,6 +138,7 @@ export default definePlugin({
     { name: 'cgi-optimize', aliases: ['cgi-optimized'], argument: 'none', kind: 'flag', help: 'resolve (realpath) the --cgi paths once at startup instead of on every request' },
     { name: 'cgi-path-info', argument: 'none', kind: 'flag', help: 'disable PATH_INFO management: the whole path names the script and PATH_INFO is passed as received' },
     { name: 'cgi-do-not-kill-on-error', argument: 'none', kind: 'flag', help: 'do not SIGKILL a script after an invalid response, a timeout or a client disconnect' },
+    { name: 'cgi-perl-bin', argument: 'required', kind: 'path', metavar: 'PATH', help: 'Perl interpreter that runs the CGI bridge, the process that starts the scripts (tsuwsgi addition; any perl 5.10+, core modules only)', defaultValue: DEFAULT_CGI_PERL },
   ],
   bridge: {
     runtime: 'CGI',
@@ -141,8 +147,8 @@ export default definePlugin({
       const targets = options.flag('cgi-from-docroot') ? ['DOCUMENT_ROOT', ...options.all('cgi')] : options.all('cgi');
       return [{ mountpoint: '', load: { kind: 'cgi', target: targets.join(' ') }, origin: targets.map((t) => (t === 'DOCUMENT_ROOT' ? '--cgi-from-docroot' : `--cgi ${t}`)).join(', ') }];
     },
-    command() {
-      return { file: process.execPath, args: [BRIDGE_SCRIPT] };
+    command(options) {
+      return { file: options.string('cgi-perl-bin') || DEFAULT_CGI_PERL, args: [BRIDGE_SCRIPT] };
     },
     settings(options) {
       return { ...cgiSettings(options) };

@@ -6,6 +6,8 @@
  *
  * The fixtures (test/fixtures/cgi: shell scripts and one Perl script run through a helper)
  * are copied to a temporary directory so the test can set their modes and add symlinks.
+ * Scripts are started by the bridge's forker (bridges/cgi/forker.pl) until the test that kills
+ * it; the tests after it cover the bridge forking scripts itself.
  *
  * The cases every language shares (a 3 MB body the script never reads, …) run against
  * test/fixtures/cgi/suite.pl in test/conformance/shared-request-set.test.ts, not here.
@@ -96,6 +98,19 @@ describe('cgi plugin over --http-socket', () => {
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toBe('text/plain');
     expect(r.body.toString()).toBe('hi\n');
+  });
+
+  it('a script that prints everything and exits gets a Content-Length (HEAD too), not a chunked body', async () => {
+    const c = await RawHttpConnection.connect(srv.port);
+    await c.write(rawRequest('GET', '/hello.cgi'));
+    const r = await c.readResponse();
+    expect(r.chunked).toBe(false);
+    expect(r.header('content-length')).toBe('3');
+    await c.write(rawRequest('HEAD', '/hello.cgi'));
+    const h = await c.readResponse({ head: true });
+    expect(h.header('content-length')).toBe('3');
+    expect(h.body.length).toBe(0);
+    c.close();
   });
 
   it('sets the CGI/1.1 meta-variables under a mountpoint, with PATH_INFO split off (CGI4)', async () => {
@@ -300,6 +315,21 @@ describe('cgi plugin over --http-socket', () => {
     const r = await get('/garbage.cgi');
     expect(r.status).toBe(500);
     await srv.waitForLog(/invalid CGI response !!! .*garbage\.cgi/);
+  });
+
+  // The scripts are forked by bridges/cgi/forker.pl, a small process: a fork costs in
+  // proportion to the memory of the process that calls it (docs/cgi.md, "How it runs"). The
+  // tests after this one run without it, as on other architectures.
+  it('scripts are started by the small forker; when it is gone, the bridge starts them itself', async () => {
+    const viaForker = ['x64', 'arm64', 'riscv64'].includes(process.arch);
+    const first = (await get('/parent.cgi')).body.toString();
+    expect(first).toMatch(viaForker ? /bridges\/cgi\/forker\.pl/ : /bridges\/cgi\/bridge\.pl/);
+    if (!viaForker) return;
+    process.kill(Number(/PPID=(\d+)/.exec(first)![1]), 'SIGKILL');
+    await srv.waitForLog(/the CGI forker is gone \(it exited\): scripts are forked by the bridge from now on/);
+    const after = await get('/parent.cgi');
+    expect(after.status).toBe(200);
+    expect(after.body.toString()).toMatch(/bridges\/cgi\/bridge\.pl/);
   });
 
   it("the script's stderr lands in the server log", async () => {
