@@ -209,7 +209,7 @@ function phpFpmBehindNginx(app: AppDef, port: number): { file: string; args: str
   return { file: '/bin/sh', args: ['-c', script, 'php-fpm+nginx', PHP_FPM, NGINX, dir] };
 }
 
-/** A private file for the request log of the tsuwsgi+log peer, removed when the run ends. */
+/** A private file for the request log of a +log peer, removed when the run ends. */
 function requestLogFile(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-log-'));
   removeAtExit(dir);
@@ -256,6 +256,17 @@ const PEERS: Peer[] = [
     command: (app, port) => ({
       file: UWSGI,
       args: ['--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...UWSGI_APP_ARGS[app.lang ?? 'python']!(app), '--disable-logging'],
+    }),
+  },
+  {
+    // uWSGI's own cost of the same request log (each worker write()s its line to the file):
+    // the floor tsuwsgi+log is held against (the "logging overhead" section).
+    name: 'uWSGI+log',
+    binary: UWSGI,
+    langs: ['python'],
+    command: (app, port) => ({
+      file: UWSGI,
+      args: ['--http-socket', `127.0.0.1:${port}`, '--processes', String(PROCESSES), ...UWSGI_APP_ARGS[app.lang ?? 'python']!(app), '--logto', requestLogFile()],
     }),
   },
   // The cost of routing: the same servers with ROUTE_COUNT `route` rules that never match in
@@ -333,6 +344,12 @@ interface Round {
   requests: number;
   socketErrors: { connect: number; read: number; write: number; timeout: number };
   non2xx: number;
+  /**
+   * CPU time of the server's processes (its process group) per request during the round, in
+   * µs. On a small shared machine this is steadier than req/s: it does not move with what
+   * the neighbours do to the throughput (the logging overhead section compares it).
+   */
+  cpuUsPerReq?: number;
 }
 
 interface Result {
@@ -528,6 +545,66 @@ function routingOverhead(results: Result[]): Overhead[] {
   return out;
 }
 
+/** Clock ticks per second of /proc/PID/stat's CPU times. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+
+/**
+ * User + system CPU ticks of every live process in process group `pgid` (a peer runs in its
+ * own group: the server and every worker it forked), from /proc; null where /proc is missing.
+ */
+function groupCpuTicks(pgid: number | undefined): number | null {
+  if (pgid === undefined || !fs.existsSync('/proc/self/stat')) return null;
+  let ticks = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the command (which may hold spaces and parentheses): state is field 3.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks;
+}
+
+interface LogOverhead {
+  server: string;
+  app: string;
+  /** Round i of X+log against round i of X (they run back to back): the median of those ratios. */
+  medianRoundRatio: number;
+  roundRatios: number[];
+  /** Median CPU per request (all the server's processes) with and without the log, µs. */
+  cpuWithLog: number | null;
+  cpuWithout: number | null;
+}
+
+/**
+ * Per server run with and without request logging to a file (`X+log` and `X`): what the log
+ * costs. Rounds are paired (round i of both ran within one interleaving cycle, under about
+ * the same neighbours), which removes most of the drift the medians of each would keep.
+ */
+function loggingOverhead(results: Result[]): LogOverhead[] {
+  const out: LogOverhead[] = [];
+  const cpu = (r: Result): number | null => {
+    const v = r.rounds.map((x) => x.cpuUsPerReq).filter((x): x is number => x !== undefined);
+    return v.length ? median(v) : null;
+  };
+  for (const r of results.filter((x) => x.server.endsWith('+log') && x.rounds.length > 0)) {
+    const server = r.server.slice(0, -'+log'.length);
+    const base = results.find((x) => x.app === r.app && x.server === server && x.rounds.length > 0);
+    if (!base) continue;
+    const n = Math.min(r.rounds.length, base.rounds.length);
+    const roundRatios: number[] = [];
+    for (let i = 0; i < n; i++) if (base.rounds[i]!.rps > 0) roundRatios.push(r.rounds[i]!.rps / base.rounds[i]!.rps);
+    if (roundRatios.length === 0) continue;
+    out.push({ server, app: r.app, medianRoundRatio: median(roundRatios), roundRatios, cpuWithLog: cpu(r), cpuWithout: cpu(base) });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   if (!exists(WRK)) {
     console.error(`wrk is required for the benchmark but ${WRK} is missing (apt-get install wrk)`);
@@ -588,7 +665,10 @@ async function main(): Promise<void> {
       for (let i = 0; i < ROUNDS; i++) {
         for (const l of live) {
           if (l.stalled) continue;
+          const cpu0 = groupCpuTicks(l.running.proc.pid);
           const round = parseWrk(runWrk(l.port, DURATION, app.path));
+          const cpu1 = groupCpuTicks(l.running.proc.pid);
+          if (cpu0 !== null && cpu1 !== null && round.requests > 0) round.cpuUsPerReq = ((cpu1 - cpu0) * 1e6) / CLK_TCK / round.requests;
           l.rounds.push(round);
           const errs = round.socketErrors;
           console.log(
@@ -650,6 +730,19 @@ async function main(): Promise<void> {
     if (t && u) console.log(`ratio of ratios (tsuwsgi / uWSGI): ${(t.ratio / u.ratio).toFixed(3)} (1.000 = routing costs both the same share of their throughput)`);
   }
 
+  const logOverhead = loggingOverhead(results);
+  if (logOverhead.length) {
+    console.log('\nlogging overhead: request lines to a file (X+log, --logto) against --disable-logging (X); round i of both paired, CPU = all the server\'s processes');
+    for (const o of logOverhead) {
+      const cpu = o.cpuWithLog !== null && o.cpuWithout !== null ? `, CPU ${o.cpuWithLog.toFixed(1)} / ${o.cpuWithout.toFixed(1)} us/req (${o.cpuWithLog >= o.cpuWithout ? '+' : ''}${(((o.cpuWithLog - o.cpuWithout) / o.cpuWithout) * 100).toFixed(1)}%)` : '';
+      console.log(`${pad(o.server, 14)} ${pad(o.app, 8)} req/s ratio ${o.medianRoundRatio.toFixed(3)} (median of ${o.roundRatios.length} rounds: ${o.roundRatios.map((x) => x.toFixed(2)).join(' ')})${cpu}`);
+    }
+    for (const t of logOverhead.filter((x) => x.server === 'tsuwsgi')) {
+      const u = logOverhead.find((x) => x.server === 'uWSGI' && x.app === t.app);
+      if (u) console.log(`ratio of ratios (tsuwsgi / uWSGI), ${t.app}: ${(t.medianRoundRatio / u.medianRoundRatio).toFixed(3)} (1.000 = the log costs both the same share of their throughput)`);
+    }
+  }
+
   const py = spawnSync(PYTHON, ['--version'], { encoding: 'utf8' });
   const report = {
     date: new Date().toISOString(),
@@ -661,6 +754,7 @@ async function main(): Promise<void> {
       return { ...r, ratioVsTsuwsgi: base && base.medianRps > 0 ? r.medianRps / base.medianRps : null };
     }),
     routingOverhead: overhead,
+    loggingOverhead: logOverhead,
     skipped,
   };
   fs.mkdirSync(path.dirname(RESULTS), { recursive: true });

@@ -9,6 +9,7 @@
  * records, counting them in `lost`; the log router reports the loss in the log.
  */
 import type { ResolvedOptions } from '../options/resolved.ts';
+import type { RecordWriter } from './line-writer.ts';
 
 /** One opened log destination. */
 export interface LogTarget {
@@ -21,6 +22,12 @@ export interface LogTarget {
    * `countLoss: false` drops without counting (used for the loss reports themselves).
    */
   write(record: string | Buffer, countLoss?: boolean): void;
+  /**
+   * Queue a record `w` writes as bytes without making its text (the default request line to
+   * a file: core/logging/line-writer.ts); false when the target cannot (the caller then
+   * writes the text). Byte-stream targets (files, pipes, fds) have it.
+   */
+  writeWith?<T>(w: RecordWriter<T>, x: T): boolean;
   /** Reopen the destination (--log-reopen, --touch-logreopen, SIGHUP with --log-reopen). */
   reopen?(): void;
   /** Rotate now (--touch-logrotate); only targets that can (files). */

@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import type { LogEncoder, LogTarget } from './api.ts';
 import { runChain } from './encoders.ts';
+import type { RecordWriter } from './line-writer.ts';
 
 export interface RoutedLogger {
   /** The alphanumeric id of `--logger ID PLUGIN:ARGS`, null for unnamed loggers. */
@@ -97,6 +98,17 @@ export class LogRouter {
   request(line: string): void {
     if (this.c.reqLoggers.length === 0) this.log(line);
     else this.dispatch(line, this.c.reqRoutes, this.reqUnnamed);
+  }
+
+  /**
+   * A request line `w` writes as bytes straight into the default target — only when nothing
+   * stands between (no loggers, drains, filters or encoders). False: format the line and
+   * call request().
+   */
+  requestWith<T>(w: RecordWriter<T>, x: T): boolean {
+    if (!this.plain) return false;
+    const t = this.c.defaultTarget;
+    return t.writeWith !== undefined && t.writeWith(w, x);
   }
 
   private dispatch(line: string, routes: LogRoute[], unnamed: RoutedLogger[]): void {

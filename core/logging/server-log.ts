@@ -12,6 +12,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import pino from 'pino';
 import type { LogTarget } from './api.ts';
+import type { RecordWriter } from './line-writer.ts';
 import { ctime } from './request-log.ts';
 import { strftime } from './strftime.ts';
 
@@ -22,6 +23,11 @@ export interface ServerLog {
   error(message: string): void;
   /** One request log line, already formatted (a newline is added). */
   request(line: string): void;
+  /**
+   * One request line that `w` writes as bytes (with its newline) where the destination takes
+   * them as they are (RequestLogger.emit); false: format it and call request().
+   */
+  requestWith<T>(w: RecordWriter<T>, x: T): boolean;
   /** Write everything still queued (before exit). */
   flushSync(): void;
   /**
@@ -45,6 +51,8 @@ export interface ServerLog {
 export interface LogSink {
   server(line: string): void;
   request(line: string): void;
+  /** See ServerLog.requestWith; absent: never. */
+  requestWith?<T>(w: RecordWriter<T>, x: T): boolean;
   flushSync(): void;
   reopen?(): void;
   close(): Promise<void>;
@@ -108,6 +116,7 @@ export function createServerLog(o: ServerLogOptions): ServerLog {
     warn: (m) => logger.warn(m),
     error: (m) => logger.error(m),
     request: (line) => sink.request(line),
+    requestWith: (w, x) => (sink.requestWith ? sink.requestWith(w, x) : false),
     flushSync: () => sink.flushSync(),
     inheritFd: o.inheritFd,
     attach(stream, origin) {
@@ -166,6 +175,7 @@ export function targetSink(server: LogTarget, request: LogTarget): LogSink {
   return {
     server: (line) => server.write(line + '\n'),
     request: (line) => request.write(line + '\n'),
+    requestWith: (w, x) => (request.writeWith ? request.writeWith(w, x) : false),
     flushSync: () => {
       for (const t of targets) t.flushSync?.();
     },

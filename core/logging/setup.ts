@@ -207,6 +207,7 @@ export async function createMasterLog(options: ResolvedOptions, registry: Plugin
     const sink: LogSink = {
       server: (line) => r.log(line),
       request: (line) => r.request(line),
+      requestWith: (w, x) => r.requestWith(w, x),
       flushSync: () => r.flushSync(),
       reopen: () => r.reopen(),
       close: () => r.close(),

@@ -307,7 +307,7 @@ export class RequestPipeline {
             record.modifier2 = ctx.modifier2;
             if (ctx.logvars) record.logvars = ctx.logvars;
             logRawOutput(record, ctx);
-            if (log.wants(record)) this.o.log.request(log.format(record));
+            log.emit(record, this.o.log);
           });
     return logged;
   }
@@ -360,7 +360,7 @@ export class RequestPipeline {
           if (routed.logvars) record.logvars = routed.logvars;
           logRawOutput(record, routed);
         }
-        if (log.wants(record)) this.o.log.request(log.format(record));
+        log.emit(record, this.o.log);
       },
       chained ? undefined : notice,
     );

@@ -20,7 +20,7 @@ export function loggedSink(req: CoreRequest, sink: ResponseSink, requestLog: Req
     record.workerId = workerId;
     record.packetSize = varsBlockSize(req);
     record.micros = Math.round((performance.now() - t0) * 1000);
-    if (requestLog.wants(record)) log.request(requestLog.format(record));
+    requestLog.emit(record, log);
   });
   // The tally leaves the front end's sendfile capability behind (it forwards only what every
   // sink shares): pass it on, counting what it sent.

@@ -1,8 +1,9 @@
 /**
  * A target writing to a file descriptor: stderr, an inherited fd (`fd:N`), a file. Regular
- * files are written synchronously once per event-loop turn (a page-cache copy, and the order
+ * files are written synchronously every few milliseconds (a page-cache copy, and the order
  * with other writers of the same file is kept); anything else (pipe, tty, socket) is written
- * asynchronously, so a reader that stops reading only fills the queue.
+ * asynchronously, so a reader that stops reading only fills the queue. A byte stream: its
+ * queue also takes request lines written as bytes (QueuedTarget.writeWith).
  */
 import fs from 'node:fs';
 import { joinBatch, QueuedTarget, type LogRecord } from './queued.ts';
@@ -24,7 +25,7 @@ export class FdTarget extends QueuedTarget {
   protected readonly warn: (message: string) => void;
 
   constructor(fd: number, description: string, limit: number, warn: (m: string) => void, ownsFd = false) {
-    super(description, limit);
+    super(description, limit, true);
     this.fd = fd;
     this.ownsFd = ownsFd;
     this.warn = warn;
@@ -40,17 +41,17 @@ export class FdTarget extends QueuedTarget {
     return this.fd;
   }
 
-  protected deliver(batch: LogRecord[], done: () => void): void {
+  protected deliver(batch: LogRecord[], done: () => void, records: number): void {
     const data = joinBatch(batch);
     if (this.regular) {
-      this.writeSync(data, batch.length);
+      this.writeSync(data, records);
       done();
       return;
     }
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     this.stuck = true;
     this.inflightSince = Date.now();
-    this.writeAsync(buf, 0, batch.length, () => {
+    this.writeAsync(buf, 0, records, () => {
       this.stuck = false;
       done();
     });
@@ -107,19 +108,20 @@ export class FdTarget extends QueuedTarget {
     // completes in the thread pool before the process exits), and skipping the queued lines
     // then would lose the last words before an exit (the app-load error).
     if (this.stuck && Date.now() - this.inflightSince > STUCK_AFTER_MS) return;
-    const batch = this.takeQueued();
-    if (!batch) return;
-    const data = joinBatch(batch);
-    if (this.regular) this.writeSync(data, batch.length);
+    const taken = this.takeQueued();
+    if (!taken) return;
+    const data = joinBatch(taken.batch);
+    if (this.regular) this.writeSync(data, taken.records);
     else {
       // A pipe or terminal: one attempt; a reader that stopped reading must not hang the exit.
       try {
         if (typeof data === 'string') fs.writeSync(this.fd, data);
         else fs.writeSync(this.fd, data);
       } catch {
-        this.lost += batch.length;
+        this.lost += taken.records;
       }
     }
+    this.recycleTaken();
   }
 
   async close(): Promise<void> {
