@@ -15,7 +15,7 @@
  * Only the default line with nothing between it and the file (no --log-format, --log-json,
  * loggers, routes or encoders) takes this path; see RequestLogger.emit (worker-log.ts).
  */
-import { ctime, type RequestRecord } from './request-log.ts';
+import { ctime, VIA_SENDFILE, type RequestRecord } from './request-log.ts';
 
 /** Writes a record into a Buffer that has at least `maxBytes(record)` bytes free. */
 export interface RecordWriter<T> {
@@ -33,10 +33,12 @@ const REQ = ascii('|req: ');
 const VARS_IN = ascii(' vars in ');
 const GENERATED = ascii(' => generated ');
 const BYTES_IN = ascii(' bytes in ');
-const MSECS = ascii(' msecs (');
-const MICROS = ascii(' micros (');
+const MSECS = ascii(' msecs ');
+const MICROS = ascii(' micros ');
+const VIA_SENDFILE_BYTES = ascii(VIA_SENDFILE);
 const HEADERS_IN = ascii(' headers in ');
-const SWITCHES = ascii(' bytes (1 switches on core ');
+const BYTES_OPEN = ascii(' bytes (');
+const SWITCHES_ON_CORE = ascii(' switches on core ');
 
 /** The variable text of a line above this many UTF-16 units may need uWSGI's safe variant (a line of 4096+): the string path decides. */
 const MAX_TEXT = 3000;
@@ -104,6 +106,8 @@ export class DefaultLineWriter implements RecordWriter<RequestRecord> {
       o = digits(buf, o, Math.floor(r.micros / 1000));
       o = copy(buf, o, MSECS);
     }
+    if (r.viaSendfile) o = copy(buf, o, VIA_SENDFILE_BYTES);
+    buf[o++] = 0x28; // (
     o = text(buf, o, r.protocol);
     buf[o++] = 0x20;
     o = digits(buf, o, r.status);
@@ -112,7 +116,9 @@ export class DefaultLineWriter implements RecordWriter<RequestRecord> {
     o = digits(buf, o, r.headerCount);
     o = copy(buf, o, HEADERS_IN);
     o = digits(buf, o, r.headerBytes);
-    o = copy(buf, o, SWITCHES);
+    o = copy(buf, o, BYTES_OPEN);
+    o = digits(buf, o, r.switches ?? 1);
+    o = copy(buf, o, SWITCHES_ON_CORE);
     o = digits(buf, o, r.core);
     buf[o++] = 0x29; // )
     buf[o++] = 0x0a; // the line's newline

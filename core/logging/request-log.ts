@@ -51,6 +51,16 @@ export interface RequestRecord {
   forwardedFor: string;
   /** Request logvars set by routing's `logvar:KEY=VALUE`, printed by `%(KEY)` in --log-format. */
   logvars?: ReadonlyMap<string, string>;
+  /**
+   * The body went out with sendfile(2) (a static file): the line says `via sendfile()` after
+   * the time, as uWSGI's does, and --log-sendfile logs it even with --disable-logging.
+   */
+  viaSendfile?: boolean;
+  /**
+   * uWSGI's "switches" (async context switches of the request): 1 for an app's request, 0 for
+   * one the server answered itself (static files), as uWSGI counts them. Absent: 1.
+   */
+  switches?: number;
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -113,18 +123,21 @@ export function formatDefaultLine(r: RequestRecord, micros = false, forwardedFor
   const line =
     `[pid: ${r.pid}|app: ${r.app}|req: ${r.appRequests}/${r.workerRequests}] ${addr} (${r.remoteUser}) ` +
     `{${r.varCount * 2} vars in ${r.packetSize}${bytesAndCtime(r.startedAt)}${r.method} ${r.uri} => generated ${r.bodyBytes} bytes in ` +
-    `${micros ? r.micros : Math.floor(r.micros / 1000)}${micros ? ' micros (' : ' msecs ('}${r.protocol} ${r.status}) ` +
-    `${r.headerCount} headers in ${r.headerBytes} bytes (1 switches on core ${r.core})`;
+    `${micros ? r.micros : Math.floor(r.micros / 1000)}${micros ? ' micros ' : ' msecs '}${r.viaSendfile ? VIA_SENDFILE : ''}(${r.protocol} ${r.status}) ` +
+    `${r.headerCount} headers in ${r.headerBytes} bytes (${r.switches ?? 1} switches on core ${r.core})`;
   return line.length < MAX_LINE ? line : safeLine(r, micros);
 }
+
+/** uWSGI's marker between the time and the status of a response sent with sendfile(2). */
+export const VIA_SENDFILE = 'via sendfile() ';
 
 /** uWSGI's variant of a line too long for its buffer: `0.0.0.0 ()` and `- -` for method and URI. */
 function safeLine(r: RequestRecord, micros: boolean): string {
   return (
     `[pid: ${r.pid}|app: ${r.app}|req: ${r.appRequests}/${r.workerRequests}] 0.0.0.0 () ` +
     `{${r.varCount * 2} vars in ${r.packetSize}${bytesAndCtime(r.startedAt)}- - => generated ${r.bodyBytes} bytes in ` +
-    `${micros ? r.micros : Math.floor(r.micros / 1000)}${micros ? ' micros (' : ' msecs ('}${r.protocol} ${r.status}) ` +
-    `${r.headerCount} headers in ${r.headerBytes} bytes (1 switches on core ${r.core})`
+    `${micros ? r.micros : Math.floor(r.micros / 1000)}${micros ? ' micros ' : ' msecs '}${r.viaSendfile ? VIA_SENDFILE : ''}(${r.protocol} ${r.status}) ` +
+    `${r.headerCount} headers in ${r.headerBytes} bytes (${r.switches ?? 1} switches on core ${r.core})`
   );
 }
 
@@ -168,7 +181,7 @@ const LOG_VARS: Record<string, (r: RequestRecord) => string | number> = {
   cl: (r) => r.contentLength,
   pid: (r) => r.pid,
   wid: (r) => r.workerId,
-  switches: () => 1,
+  switches: (r) => r.switches ?? 1,
   vars: (r) => r.varCount * 2,
   headers: (r) => r.headerCount,
   core: (r) => r.core,
@@ -251,7 +264,7 @@ export interface RequestLogFilter {
   bigBytes: number;
   /** --log-zero: responses with an empty body. */
   zero: boolean;
-  /** --log-sendfile: responses sent with sendfile() (none in tsuwsgi yet). */
+  /** --log-sendfile: responses sent with sendfile() (static files over 32 KiB). */
   sendfile: boolean;
   /** --log-ioerror: requests with a read or write error. */
   ioError: boolean;
@@ -271,7 +284,7 @@ export function compileRequestFilter(f: RequestLogFilter): ((r: RequestRecord) =
   if (f.status5xx) tests.push((r) => r.status >= 500 && r.status <= 599);
   if (f.bigBytes > 0) tests.push((r) => r.bodyBytes + r.headerBytes >= f.bigBytes);
   if (f.ioError) tests.push((r) => r.readErrors > 0 || r.writeErrors > 0);
-  // --log-sendfile: no response is sent with sendfile() yet, so it selects nothing.
+  if (f.sendfile) tests.push((r) => r.viaSendfile === true);
   if (tests.length === 0) return null;
   return (r) => {
     for (const t of tests) if (t(r)) return true;

@@ -33,6 +33,9 @@ export class PipelineRequestRecord implements RequestRecord {
   readErrors = 0;
   writeErrors = 0;
   logvars?: ReadonlyMap<string, string>;
+  /** Set when a static body went out with sendfile(2) (RequestRecord.viaSendfile). */
+  viaSendfile = false;
+  switches = 1;
 
   constructor(readonly vars: UwsgiVars) {}
 

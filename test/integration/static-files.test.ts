@@ -11,7 +11,7 @@ import zlib from 'node:zlib';
 import { httpRequest, RawHttpConnection } from '../helpers/http-raw.ts';
 import { sendFileOnSocket, sendfileStatus, type SendfileError } from '../../core/static/sendfile.ts';
 import { stdVars, uwsgiRequest } from '../helpers/uwsgi-client.ts';
-import { fixture, sleep, startServer, tmpDir, type ServerHandle } from '../helpers/server.ts';
+import { fixture, sleep, startServer, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 
 const HELLO = fixture('hello.py');
 const APP_BODY = 'Hello World';
@@ -325,6 +325,24 @@ describe('zero-copy bodies: sendfile(2) through the native addon (core/static/se
     // When this fails, the reason says what is missing (no compiler at `npm ci`, headers...).
     expect(sendfileStatus()).toEqual({ on: true });
     expect(s.logs()).not.toMatch(/sendfile\(2\) is off/);
+  });
+
+  test("the log line marks a body sent with sendfile(2) as uWSGI's does; --log-sendfile logs those lines even with --disable-logging", async () => {
+    const quiet = await startServer(['--http-socket', '127.0.0.1:0', '--static-map', `/z=${zdir}`, '--disable-logging', '--log-sendfile', '--wsgi-file', HELLO]);
+    try {
+      await withServerLog(quiet, async () => {
+        expect((await httpRequest(quiet.port, { path: '/z/small.txt' })).status).toBe(200);
+        expect((await httpRequest(quiet.port, { path: '/z/two.bin' })).body.length).toBe(twoMeg.length);
+        expect((await httpRequest(quiet.port, { path: '/' })).status).toBe(200);
+        // uWSGI 2.0.21: "[pid: N|app: -1|req: -1/1] ... => generated 100000 bytes in 0 msecs via sendfile() (HTTP/1.1 200) 3 headers in 129 bytes (0 switches on core 0)"
+        await quiet.waitForLog(/\|app: -1\|req: -1\/\d+\] .* GET \/z\/two\.bin => generated 2097485 bytes in \d+ msecs via sendfile\(\) \(HTTP\/1\.1 200\) \d+ headers in \d+ bytes \(0 switches on core 0\)/);
+      });
+      // The small file was copied (one write with its head) and the app's request is not static:
+      // --disable-logging keeps both out.
+      expect(quiet.logs()).not.toMatch(/GET \/z\/small\.txt|GET \/ =>/);
+    } finally {
+      expect(await quiet.stop()).toBe(0);
+    }
   });
 
   test('a 2 MiB file arrives byte for byte, to 16 clients at once', async () => {
