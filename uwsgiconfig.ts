@@ -194,7 +194,8 @@ export function packageBuild(profile: Profile): string[] {
     debs.push(
       buildDeb(
         {
-          name: `tsuwsgi-plugin-${name}`,
+          // Debian package names allow no "_": router_access → tsuwsgi-plugin-router-access.
+          name: `tsuwsgi-plugin-${name.replace(/_/g, '-')}`,
           version: TSUWSGI_VERSION,
           description: `${name} plugin for tsuwsgi`,
           depends: [`tsuwsgi-core (= ${TSUWSGI_VERSION})`, ...(PLUGIN_DEPENDS[name] ? [PLUGIN_DEPENDS[name]] : [])],
