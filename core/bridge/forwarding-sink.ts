@@ -16,12 +16,24 @@ export class ForwardingSink implements ResponseSink {
   close?: (status?: number) => void;
   raw?: (chunk: Buffer) => boolean;
   readonly framesChunked: boolean;
+  /**
+   * Zero-copy static bodies (core/static/sendfile.ts). Not passed on by default: the bytes
+   * never go through body(), so a wrapper that looks at the body (transformations, byte
+   * counts) must not offer it. Wrappers that only touch the head call passSendFile().
+   */
+  sendFile?: ResponseSink['sendFile'];
 
   constructor(inner: ResponseSink) {
     this.inner = inner;
     if (inner.close) this.close = inner.close.bind(inner);
     if (inner.raw) this.raw = inner.raw.bind(inner);
     this.framesChunked = inner.framesChunked === true;
+  }
+
+  /** Offer the inner sink's sendFile (for a wrapper that never looks at body bytes). */
+  protected passSendFile(): void {
+    const inner = this.inner;
+    if (inner.sendFile) this.sendFile = inner.sendFile.bind(inner);
   }
 
   head(h: ResponseHead): void {

@@ -24,6 +24,7 @@ import net from 'node:net';
 import { HttpResponseParser, type ResponseHead } from '../protocol/http-response-parser.ts';
 import { decodeHeader, decodeVars, encodeHeader, encodePacket, getVar, isVarsError, Modifier1, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import { FastcgiTranslator, type FastcgiAdapter } from './fastcgi-translator.ts';
+import type { CancelSendfile, SendfileDone } from '../static/sendfile.ts';
 import { PoolCounters, type BridgeCounters } from '../stats/counters.ts';
 
 /** Where a response goes: implemented by each front end (HTTP, uwsgi socket). */
@@ -59,6 +60,13 @@ export interface ResponseSink {
    * out first. Returns false to ask for a pause (onDrain). Implemented by the front ends.
    */
   raw?(chunk: Buffer): boolean;
+  /**
+   * Zero-copy static bodies (core/static/sendfile.ts): after head(), send `length` bytes of the
+   * open file `fd` from `offset` with sendfile(2) instead of body() calls; `done` reports the
+   * bytes sent. Returns null when this response cannot (the caller copies). Offered by the
+   * front ends and passed on only by wrappers that never look at body bytes.
+   */
+  sendFile?(fd: number, offset: number, length: number, timeoutMs: number, done: SendfileDone): CancelSendfile | null;
   /**
    * The front end frames a body whose head says `Transfer-Encoding: chunked` by itself (the
    * http front end: Node's ServerResponse does). Transformations (`chunked:`) then only set the

@@ -30,11 +30,17 @@ export class ClientWire implements ResponseSink {
   /** A head `send:` wrote raw (a `clearheaders:` status of the request chain), for the log. */
   sentHead: RawHeadRecord | null = null;
   framesChunked?: boolean;
+  /**
+   * A static body with sendfile(2) passes straight through (the front end refuses it after
+   * raw output, so a dropped head can never be followed by file bytes).
+   */
+  sendFile?: ResponseSink['sendFile'];
   private readonly client: ResponseSink;
 
   constructor(client: ResponseSink) {
     this.client = client;
     if (client.framesChunked) this.framesChunked = true;
+    if (client.sendFile) this.sendFile = client.sendFile.bind(client);
   }
 
   head(h: ResponseHead): void {

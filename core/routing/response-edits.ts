@@ -187,6 +187,8 @@ class EditingSink extends ForwardingSink {
   constructor(inner: ResponseSink, edits: RouteResponseEdits) {
     super(inner);
     this.edits = edits;
+    // Header edits only: a static body may still go out with sendfile(2).
+    this.passSendFile();
   }
 
   override head(h: ResponseHead): void {

@@ -345,6 +345,20 @@ describe('zero-copy bodies: sendfile(2) through the native addon (core/static/se
     }
   });
 
+  test("routing's header edits keep sendfile(2): the added header is there and the log says via sendfile()", async () => {
+    const routed = await startServer(['--http-socket', '127.0.0.1:0', '--static-map', `/z=${zdir}`, '--route', '^/z/ addheader:X-Routed: yes', '--wsgi-file', HELLO]);
+    try {
+      await withServerLog(routed, async () => {
+        const r = await httpRequest(routed.port, { path: '/z/two.bin' });
+        expect(r.headers['x-routed']).toBe('yes');
+        expect(r.body.equals(twoMeg)).toBe(true);
+        await routed.waitForLog(/GET \/z\/two\.bin => generated 2097485 bytes in \d+ msecs via sendfile\(\)/);
+      });
+    } finally {
+      expect(await routed.stop()).toBe(0);
+    }
+  });
+
   test('a 2 MiB file arrives byte for byte, to 16 clients at once', async () => {
     const rs = await Promise.all(Array.from({ length: 16 }, () => httpRequest(s.port, { path: '/z/two.bin' })));
     for (const r of rs) {
