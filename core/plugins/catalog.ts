@@ -36,6 +36,7 @@ import routerHash from '../../plugins/router_hash/index.ts';
 import routerExpires from '../../plugins/router_expires/index.ts';
 import routerStatic from '../../plugins/router_static/index.ts';
 import routerAccess from '../../plugins/router_access/index.ts';
+import routerXmldir from '../../plugins/router_xmldir/index.ts';
 import transformationGzip from '../../plugins/transformation_gzip/index.ts';
 import transformationChunked from '../../plugins/transformation_chunked/index.ts';
 import transformationToupper from '../../plugins/transformation_toupper/index.ts';
@@ -43,15 +44,15 @@ import transformationTofile from '../../plugins/transformation_tofile/index.ts';
 import transformationTemplate from '../../plugins/transformation_template/index.ts';
 import transformationOffload from '../../plugins/transformation_offload/index.ts';
 
-const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires, routerStatic, routerAccess, transformationGzip, transformationChunked, transformationToupper, transformationTofile, transformationTemplate, transformationOffload];
+const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires, routerStatic, routerAccess, routerXmldir, transformationGzip, transformationChunked, transformationToupper, transformationTofile, transformationTemplate, transformationOffload];
 
 // The loggers and the msgpack encoder are embedded as in uWSGI's default profile: loading
 // them costs nothing until a --logger or --log-encoder names them.
 // The loop engines are embedded too (as uWSGI's pip build embeds gevent and asyncio): they
 // cost nothing until --gevent/--asyncio/--loop selects them.
 // The routers and transformations are embedded as in uWSGI's default build; they cost nothing
-// until a rule uses them. router_access is not (uWSGI builds it only with libwrap): load it
-// with --plugin router_access.
+// until a rule uses them. router_access and router_xmldir are not (uWSGI builds them only with
+// libwrap and libxml2): load them with --plugin.
 export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http', 'logfile', 'logsocket', 'syslog', 'rsyslog', 'logpipe', 'msgpack', 'asyncio', 'gevent', 'greenlet', 'router_redirect', 'router_rewrite', 'router_basicauth', 'router_uwsgi', 'router_http', 'router_hash', 'router_expires', 'router_static', 'transformation_gzip', 'transformation_chunked', 'transformation_toupper', 'transformation_tofile', 'transformation_template', 'transformation_offload'];
 
 export function defaultPluginSource(): PluginSource {
