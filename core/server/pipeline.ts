@@ -230,7 +230,8 @@ export class RequestPipeline {
   /**
    * Pick the app (uWSGI's uwsgi_get_app_id): UWSGI_APPID, else SCRIPT_NAME, else the default
    * app. With --manage-script-name the longest mountpoint prefixing PATH_INFO becomes
-   * SCRIPT_NAME. The chosen mountpoint is sent as UWSGI_APPID so the bridge need not repeat this.
+   * SCRIPT_NAME. The chosen mountpoint is sent as UWSGI_APPID so the bridge need not repeat this
+   * (except with a single default app, where there is nothing to choose).
    */
   private selectApp(route: AppRoute, vars: UwsgiVars): number {
     const mps = route.mountpoints;
@@ -243,10 +244,10 @@ export class RequestPipeline {
       else if (k === 'SCRIPT_NAME') scriptName = pair;
       else if (k === 'PATH_INFO') pathInfo = pair;
     }
-    if (mps.length === 1 && mps[0] === '' && !appIdVar) {
-      vars.push(['UWSGI_APPID', '']);
-      return 0;
-    }
+    // One default app and no UWSGI_APPID from the front end: nothing to select. uWSGI sends no
+    // UWSGI_APPID to the app then, and every bridge falls back to its default app without one
+    // (docs/bridge-protocol.md §3.2), so none is added (the app's environ stays uWSGI's).
+    if (mps.length === 1 && mps[0] === '' && !appIdVar) return 0;
     let idx = -1;
     if (appIdVar) idx = mps.indexOf(appIdVar[1]);
     if (idx < 0 && this.o.manageScriptName && pathInfo) {

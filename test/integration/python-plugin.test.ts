@@ -64,6 +64,18 @@ describe('process options seen by the app', () => {
     expect(await srv.stop()).toBe(0);
   });
 
+  it('with one app the environ has no UWSGI_APPID, as under uWSGI; a mounted app gets its mountpoint', async () => {
+    const dir = tmpDir();
+    const app = path.join(dir, 'appid.py');
+    fs.writeFileSync(app, "def application(env, sr):\n    sr('200 OK', [('Content-Type', 'text/plain')])\n    return [repr(env.get('UWSGI_APPID')).encode()]\n");
+    const single = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', app]);
+    expect((await httpRequest(single.port, { path: '/x' })).body.toString()).toBe('None');
+    expect(await single.stop()).toBe(0);
+    const mounted = await startServer(['--http-socket', '127.0.0.1:0', '--mount', `/m=${app}`, '--manage-script-name']);
+    expect((await httpRequest(mounted.port, { path: '/m/x' })).body.toString()).toBe("'/m'");
+    expect(await mounted.stop()).toBe(0);
+  });
+
   it('--pythonpath puts directories first on sys.path', async () => {
     const dir = tmpDir();
     const srv = await startServer(['--http-socket', '127.0.0.1:0', '--wsgi-file', fixture('uwsgi_api.py'), '--pythonpath', dir]);
