@@ -19,7 +19,7 @@
  * responses of requests sent before it (pipelining, §3.1).
  */
 import { STATUS_CODES } from 'node:http';
-import { decodeVars, getVar, isVarsError, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
+import { decodeVars, isVarsError, type UwsgiVars } from '../protocol/uwsgi-packet.ts';
 import {
   encodeRequestHead,
   encodeStdin,
@@ -182,18 +182,18 @@ export class FastcgiTranslator {
   }
 
   /**
-   * Translate one uwsgi request (the packet, and its vars when the caller has them). Returns the FastCGI bytes to write, or
+   * Translate one uwsgi request (the packet, and its vars when the caller has them; `headOnly`
+   * for HEAD, whose response has no body). Returns the FastCGI bytes to write, or
    * null when the request is answered without the responder (the answer is fed in turn).
    * The responder keeps the connection for the next request (FCGI_KEEP_CONN) only after a
    * request without a body: php-cgi may leave STDIN records of a body unread (a script that
    * never reads its input, a body over post_max_size), and a leftover record breaks the next
    * request on the connection. After a body the responder closes; the caller retires it.
    */
-  request(packet: Buffer, given: UwsgiVars | null, hasBody: boolean): Buffer | null {
+  request(packet: Buffer, given: UwsgiVars | null, hasBody: boolean, headOnly: boolean): Buffer | null {
     // The pipeline hands over the vars it encoded; decoding the packet again is the fallback.
     const decoded = given ?? decodeVars(packet.subarray(4));
     const vars = isVarsError(decoded) ? null : decoded;
-    const headOnly = vars !== null && getVar(vars, 'REQUEST_METHOD') === 'HEAD';
     let plan: FastcgiPlan;
     if (!vars) plan = { answer: { status: 400 }, log: 'FastCGI: invalid uwsgi vars block' };
     else {

@@ -240,14 +240,26 @@ export class BridgeConnection {
       try {
         this.translator.onData(d);
       } catch (err) {
-        this.failExchange(502, (err as Error).message);
-        this.socket.destroy();
+        this.brokenResponse(err as Error);
         return;
       }
       if (this.translator.mustClose) this.socket.destroy();
       return;
     }
     this.parse(d);
+  }
+
+  /** The response bytes broke the protocol: answer 502 and never reuse the connection. */
+  private brokenResponse(err: Error): void {
+    this.failExchange(502, err.message);
+    this.socket.destroy();
+  }
+
+  /** The hello is over (with an error when the connection cannot be used). */
+  private helloDone(err: Error | null): void {
+    const cb = this.onHello;
+    this.onHello = null;
+    cb?.(err);
   }
 
   /** Response bytes (from the bridge, or translated from FastCGI) for the HTTP response parser. */
@@ -260,8 +272,7 @@ export class BridgeConnection {
     try {
       this.parser.execute(d);
     } catch (err) {
-      this.failExchange(502, (err as Error).message);
-      this.socket.destroy();
+      this.brokenResponse(err as Error);
       return;
     }
     this.deliver();
@@ -273,7 +284,7 @@ export class BridgeConnection {
     const h = decodeHeader(this.helloBuf);
     if (h.modifier1 !== Modifier1.CONFIG || h.modifier2 !== 1) {
       this.socket.destroy();
-      this.onHello?.(new Error(`bridge answered the hello with modifier ${h.modifier1}/${h.modifier2}`));
+      this.helloDone(new Error(`bridge answered the hello with modifier ${h.modifier1}/${h.modifier2}`));
       return;
     }
     if (this.helloBuf.length < 4 + h.datasize) return;
@@ -281,7 +292,7 @@ export class BridgeConnection {
     this.helloBuf = null;
     if (isVarsError(vars)) {
       this.socket.destroy();
-      this.onHello?.(new Error('bridge sent an invalid hello'));
+      this.helloDone(new Error('bridge sent an invalid hello'));
       return;
     }
     this.identity = {
@@ -293,7 +304,7 @@ export class BridgeConnection {
       const address = getVar(vars, 'fastcgi');
       if (!address) {
         this.socket.destroy();
-        this.onHello?.(new Error('the bridge did not hand off a FastCGI responder (no "fastcgi" in its hello)'));
+        this.helloDone(new Error('the bridge did not hand off a FastCGI responder (no "fastcgi" in its hello)'));
         return;
       }
       const responderPid = Number(getVar(vars, 'fastcgi_pid'));
@@ -301,9 +312,7 @@ export class BridgeConnection {
       this.handOff(address, this.fastcgi);
       return;
     }
-    const cb = this.onHello;
-    this.onHello = null;
-    cb?.(null);
+    this.helloDone(null);
   }
 
   /**
@@ -317,9 +326,7 @@ export class BridgeConnection {
     const onConnectError = (err: Error) => {
       this.handingOff = null;
       this.socket.destroy();
-      const cb = this.onHello;
-      this.onHello = null;
-      cb?.(new Error(`cannot connect to the FastCGI responder ${address} the bridge named: ${err.message}`));
+      this.helloDone(new Error(`cannot connect to the FastCGI responder ${address} the bridge named: ${err.message}`));
     };
     fcgi.once('error', onConnectError);
     fcgi.once('connect', () => {
@@ -336,9 +343,7 @@ export class BridgeConnection {
         this.link?.destroy();
         this.onClose();
       });
-      const cb = this.onHello;
-      this.onHello = null;
-      cb?.(null);
+      this.helloDone(null);
     });
   }
 
@@ -403,7 +408,7 @@ export class BridgeConnection {
       this.parser.start(noBody);
     }
     if (this.translator) {
-      this.sendFastcgi(packet, vars, body, this.translator);
+      this.sendFastcgi(packet, vars, body, noBody, this.translator);
     } else {
       this.write(packet);
       if (body) this.sendBody(body, (chunk) => !this.socket.destroyed && this.socket.write(chunk), null);
@@ -427,8 +432,8 @@ export class BridgeConnection {
    * is then read and dropped). After a body the responder closes the connection (see
    * FastcgiTranslator.request), so nothing more is sent on it.
    */
-  private sendFastcgi(packet: Buffer, vars: UwsgiVars | null, body: BodySource | null, translator: FastcgiTranslator): void {
-    const request = translator.request(packet, vars, body !== null);
+  private sendFastcgi(packet: Buffer, vars: UwsgiVars | null, body: BodySource | null, headOnly: boolean, translator: FastcgiTranslator): void {
+    const request = translator.request(packet, vars, body !== null, headOnly);
     if (request) this.write(request);
     if (translator.exhausted || (request && body)) this.retire = true;
     if (!body) return;
@@ -504,11 +509,7 @@ export class BridgeConnection {
   private onClose(): void {
     this.closed = true;
     this.handingOff?.destroy();
-    if (this.onHello) {
-      const cb = this.onHello;
-      this.onHello = null;
-      cb(new Error('bridge closed the connection during the hello'));
-    }
+    if (this.onHello) this.helloDone(new Error('bridge closed the connection during the hello'));
     if (this.queue.length > 0) {
       try {
         this.parser.finish();

@@ -34,13 +34,17 @@ export class ClientWire implements ResponseSink {
    * A static body with sendfile(2) passes straight through (the front end refuses it after
    * raw output, so a dropped head can never be followed by file bytes).
    */
-  sendFile?: ResponseSink['sendFile'];
+  declare sendFile?: ResponseSink['sendFile'];
   private readonly client: ResponseSink;
 
   constructor(client: ResponseSink) {
     this.client = client;
     if (client.framesChunked) this.framesChunked = true;
-    if (client.sendFile) this.sendFile = client.sendFile.bind(client);
+    if (client.sendFile) this.sendFile = this.forwardSendFile;
+  }
+
+  private forwardSendFile(...args: Parameters<NonNullable<ResponseSink['sendFile']>>): ReturnType<NonNullable<ResponseSink['sendFile']>> {
+    return this.client.sendFile!(...args);
   }
 
   head(h: ResponseHead): void {

@@ -34,7 +34,7 @@ class FinalChainSink extends ForwardingSink {
     this.table = table;
     this.ctx = ctx;
     this.logError = logError;
-    if (inner.close) this.close = this.closeThenRun.bind(this);
+    if (inner.close) this.close = this.closeThenRun;
   }
 
   override head(h: ResponseHead): void {

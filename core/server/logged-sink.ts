@@ -17,6 +17,8 @@ export interface ResponseTally {
   bodyBytes: number;
   /** The client went away mid-response: a write error for --log-ioerror and %(werr). */
   clientGone: boolean;
+  /** The body went out with sendfile(2) (counted in bodyBytes): the line says `via sendfile()`. */
+  viaSendfile: boolean;
 }
 
 /**
@@ -32,7 +34,7 @@ export function tallyingSink(sink: ResponseSink, done: (status: number, tally: R
 class TallyingSink extends ForwardingSink {
   private readonly done: (status: number, tally: ResponseTally) => void;
   private readonly onFail: ((status: number, reason: string) => void) | undefined;
-  private readonly tally: ResponseTally = { head: null, bodyBytes: 0, clientGone: false };
+  private readonly tally: ResponseTally = { head: null, bodyBytes: 0, clientGone: false, viaSendfile: false };
   private finished = false;
 
   constructor(sink: ResponseSink, done: (status: number, tally: ResponseTally) => void, onFail?: (status: number, reason: string) => void) {
@@ -40,7 +42,20 @@ class TallyingSink extends ForwardingSink {
     this.done = done;
     this.onFail = onFail;
     // Always closable: routing's bare break ends a logged request too.
-    this.close = this.closeTallied.bind(this);
+    this.close = this.closeTallied;
+    // A static body sent with sendfile(2) never passes through body(): count it here.
+    if (sink.sendFile) this.sendFile = this.sendFileTallied;
+  }
+
+  private sendFileTallied(...[fd, offset, length, timeoutMs, done]: Parameters<NonNullable<ResponseSink['sendFile']>>): ReturnType<NonNullable<ResponseSink['sendFile']>> {
+    const tally = this.tally;
+    // `done` may run before sendFile returns (a client that keeps up takes the whole body in
+    // the first call), and the log line is written from it: count there.
+    return this.inner.sendFile!(fd, offset, length, timeoutMs, (err, sent) => {
+      tally.bodyBytes += sent;
+      tally.viaSendfile = true;
+      done(err, sent);
+    });
   }
 
   override head(h: ResponseHead): void {
@@ -112,6 +127,7 @@ export function requestRecord(req: CoreRequest, status: number, tally: ResponseT
   record.protocol = req.protocol;
   record.status = status;
   record.bodyBytes = tally.bodyBytes;
+  record.viaSendfile = tally.viaSendfile;
   record.headerCount = tally.head ? tally.head.headerCount : 0;
   record.headerBytes = tally.head ? tally.head.headerBytes : 0;
   record.modifier1 = req.modifier1;

@@ -118,22 +118,22 @@ describe('FastCGI records', () => {
 describe('FastCGI responses become self-delimiting HTTP responses', () => {
   it('a response complete in one read gets a Content-Length; Status sets the status line', () => {
     const { t, http } = setup();
-    expect(t.request(get('/a'), null, false)).not.toBeNull();
+    expect(t.request(get('/a'), null, false, false)).not.toBeNull();
     t.onData(Buffer.concat([stdout('Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope'), END]));
     expect(http()).toBe('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nnope');
   });
 
   it('without Status: 200 OK, or 302 Found with a Location', () => {
     const { t, http } = setup();
-    t.request(get('/a'), null, false);
-    t.request(get('/b'), null, false);
+    t.request(get('/a'), null, false, false);
+    t.request(get('/b'), null, false, false);
     t.onData(Buffer.concat([stdout('X-A: 1\n\nok'), END, stdout('Location: /x\r\n\r\n'), END]));
     expect(http()).toBe('HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok' + 'HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n');
   });
 
   it('a streamed response is chunk-encoded, split anywhere between reads', () => {
     const { t, http } = setup();
-    t.request(get('/a'), null, false);
+    t.request(get('/a'), null, false, false);
     const wire = Buffer.concat([stdout('Content-Type: text/plain\r\n\r\nfirst'), stdout('second'), END]);
     t.onData(wire.subarray(0, 50));
     t.onData(wire.subarray(50, 51));
@@ -143,30 +143,30 @@ describe('FastCGI responses become self-delimiting HTTP responses', () => {
 
   it("the script's own Content-Length is kept, extra bytes cut; fewer bytes mean the connection must close", () => {
     const { t, http } = setup();
-    t.request(get('/a'), null, false);
+    t.request(get('/a'), null, false, false);
     t.onData(stdout('Content-Length: 3\r\n\r\nabcdef'));
     t.onData(END);
     expect(http()).toBe('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc');
     expect(t.mustClose).toBe(false);
     const short = setup();
-    short.t.request(get('/a'), null, false);
+    short.t.request(get('/a'), null, false, false);
     short.t.onData(Buffer.concat([stdout('Content-Length: 10\r\n\r\nabc'), END]));
     expect(short.t.mustClose).toBe(true);
   });
 
   it('HEAD, 204 and 304 responses get no framing and no body; a script Transfer-Encoding is dropped', () => {
     const { t, http } = setup();
-    t.request(get('/a', 'HEAD'), null, false);
-    t.request(get('/b'), null, false);
-    t.request(get('/c'), null, false);
+    t.request(get('/a', 'HEAD'), null, false, true);
+    t.request(get('/b'), null, false, false);
+    t.request(get('/c'), null, false, false);
     t.onData(Buffer.concat([stdout('Content-Type: text/html\r\n\r\n'), END, stdout('Status: 304\r\n\r\n'), END, stdout('Transfer-Encoding: chunked\r\n\r\nhi'), END]));
     expect(http()).toBe('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n' + 'HTTP/1.1 304 Not Modified\r\n\r\n' + 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi');
   });
 
   it('an invalid header block or no output at all becomes a 500, and the rest of that output is dropped', () => {
     const { t, http, logs } = setup();
-    t.request(get('/a'), null, false);
-    t.request(get('/b'), null, false);
+    t.request(get('/a'), null, false, false);
+    t.request(get('/b'), null, false, false);
     t.onData(Buffer.concat([stdout('no colon here\r\n\r\nbody'), stdout('more'), END, END]));
     expect(http()).toBe(
       'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\nInternal Server Error' +
@@ -178,7 +178,7 @@ describe('FastCGI responses become self-delimiting HTTP responses', () => {
 
   it('STDERR records go to the log; padding is skipped', () => {
     const { t, http, logs } = setup();
-    t.request(get('/a'), null, false);
+    t.request(get('/a'), null, false, false);
     t.onData(Buffer.concat([record(FCGI_STDERR, 'PHP Warning: x\n', 3), record(FCGI_STDOUT, 'A: b\r\n\r\nok', 5), END]));
     expect(logs).toEqual(['PHP Warning: x']);
     expect(http()).toBe('HTTP/1.1 200 OK\r\nA: b\r\nContent-Length: 2\r\n\r\nok');
@@ -198,7 +198,7 @@ describe("the adapter's immediate answers keep request order", () => {
 
   it('an answer with nothing before it comes on the next turn of the event loop', async () => {
     const { t, http, logs } = setup(new TestAdapter(answers));
-    expect(t.request(get('/secret'), null, false)).toBeNull();
+    expect(t.request(get('/secret'), null, false, false)).toBeNull();
     expect(http()).toBe(''); // not from inside send()
     await new Promise((r) => setImmediate(r));
     expect(http()).toBe('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nForbidden');
@@ -207,9 +207,9 @@ describe("the adapter's immediate answers keep request order", () => {
 
   it('an answer queued behind a running request waits for its END_REQUEST', async () => {
     const { t, http } = setup(new TestAdapter(answers));
-    t.request(get('/a'), null, false);
-    t.request(get('/dir', 'HEAD'), null, false);
-    t.request(get('/b'), null, false);
+    t.request(get('/a'), null, false, false);
+    t.request(get('/dir', 'HEAD'), null, false, true);
+    t.request(get('/b'), null, false, false);
     await new Promise((r) => setImmediate(r));
     expect(http()).toBe('');
     t.onData(Buffer.concat([stdout('A: 1\r\n\r\none'), END]));
@@ -227,7 +227,7 @@ describe("the adapter's immediate answers keep request order", () => {
         throw new Error('boom');
       },
     });
-    expect(t.request(get('/a'), null, false)).toBeNull();
+    expect(t.request(get('/a'), null, false, false)).toBeNull();
     await new Promise((r) => setImmediate(r));
     expect(http()).toMatch(/^HTTP\/1.1 500 Internal Server Error\r\n/);
     expect(logs[0]).toMatch(/boom/);
@@ -235,16 +235,16 @@ describe("the adapter's immediate answers keep request order", () => {
 
   it('with a per-responder request limit the connection is exhausted after that many requests sent (answers do not count)', () => {
     const { t } = setup(new TestAdapter(answers, 2));
-    t.request(get('/a'), null, false);
-    t.request(get('/secret'), null, false);
+    t.request(get('/a'), null, false, false);
+    t.request(get('/secret'), null, false, false);
     expect(t.exhausted).toBe(false);
-    t.request(get('/b'), null, false);
+    t.request(get('/b'), null, false, false);
     expect(t.exhausted).toBe(true);
   });
 
   it('requests with a body do not ask the responder to keep the connection', () => {
     const { t } = setup();
-    const head = t.request(get('/a'), null, true)!;
+    const head = t.request(get('/a'), null, true, false)!;
     expect(head[10]).toBe(0);
     expect(head.subarray(-8)[1]).toBe(4); // ends with the empty PARAMS: the body follows
   });
