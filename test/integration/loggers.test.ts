@@ -181,7 +181,8 @@ describe('loggers (plugins logfile, logsocket, syslog, rsyslog, logpipe)', () =>
     const l = await unixDgramListener(sock);
     cleanups.push(() => l.close());
     srv = (await startOn(['--syslog-socket', sock, '--logger', 'syslog:myapp,local6', '--log-syslog'])).srv;
-    const got = await until(() => l.got, (g) => g.some((d) => d.includes('tsuwsgi is ready')), 'the ready line via syslog');
+    // Two loggers write to the socket, each on its own schedule: wait for both lines.
+    const got = await until(() => l.got, (g) => g.filter((d) => d.includes('*** tsuwsgi is ready')).length >= 2, 'the ready line via both syslog loggers');
     const ready = got.filter((d) => d.includes('*** tsuwsgi is ready'));
     // local6.info = 22*8+6 = 182; the default (--log-syslog): daemon.info = 30, ident uwsgi.
     expect(ready.some((d) => /^<182>\w{3} [ \d]\d \d\d:\d\d:\d\d myapp: \*\*\* tsuwsgi is ready.*\*\*\*$/.test(d))).toBe(true);
