@@ -177,6 +177,17 @@ export async function buildSea(profile: Profile): Promise<string> {
 }
 
 /** `--package`: tsuwsgi-core and one tsuwsgi-plugin-<name> per plugin file of the build. */
+/** Whether a file is an ELF executable or shared object (compiled for this machine). */
+function isElf(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    return fs.readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === '\x7fELF';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function packageBuild(profile: Profile): string[] {
   const root = distRoot(profile.name);
   const bin = path.join(root, 'bin', profile.binName);
@@ -199,7 +210,8 @@ export function packageBuild(profile: Profile): string[] {
           version: TSUWSGI_VERSION,
           description: `${name} plugin for tsuwsgi`,
           depends: [`tsuwsgi-core (= ${TSUWSGI_VERSION})`, ...(PLUGIN_DEPENDS[name] ? [PLUGIN_DEPENDS[name]] : [])],
-          architecture: 'all',
+          // Compiled code (the cgi plugin's C forker) ties a package to the build machine's architecture.
+          architecture: files.some((f) => isElf(path.join(root, f))) ? 'native' : 'all',
           files: files.map((f) => ({ to: path.join(PREFIX, f), from: path.join(root, f) })),
         },
         outDir,

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { compileBridgeJar, jarName, jdkTool, sourceHash } from '../plugins/jvm/bridge-jar.ts';
 import { ADDON_BUILD_PATH, buildSendfileAddon } from '../core/static/native/build.ts';
+import { buildCgiForker, CGI_FORKER_BUILD_PATH } from '../bridges/cgi/native/build.ts';
+import { buildXsltAddon, XSLT_ADDON_BUILD_PATH } from '../plugins/xslt/native/build.ts';
 
 const SKIP = new Set(['__pycache__', 'node_modules', '.git']);
 
@@ -26,15 +28,41 @@ const isSource = (file: string): boolean => /\.(ts|mts|cts)$/.test(file);
 
 /**
  * Build outputs a bridge ships that are not files of the checkout: the JVM bridge's jar,
- * compiled with javac at build time so an installed server needs only a JRE (docs/jvm.md).
+ * compiled with javac at build time so an installed server needs only a JRE (docs/jvm.md),
+ * and the CGI bridge's C forker (bridges/cgi/native/cgi-forker.c).
  */
 function generatedAssets(repo: string, bridge: string): string[] {
+  if (bridge === 'cgi') return [path.relative(repo, CGI_FORKER_BUILD_PATH)];
   if (bridge !== 'jvm') return [];
   return [path.join('bridges', 'jvm', jarName(sourceHash(path.join(repo, 'bridges', 'jvm'))))];
 }
 
+/** Files under bridges/ that only build something: the C forker's source, its build script and the checkout's binary. */
+const BRIDGE_BUILD_ONLY = /^bridges\/cgi\/native\//;
+
+/**
+ * Plugins' native addons: the directory that only builds one (C source, build script, the
+ * checkout's binary) and the addon, shipped at the same place below the build root, where the
+ * plugin loads it, compiled fresh by copyAssets (generateAsset).
+ */
+const PLUGIN_ADDONS: ReadonlyArray<{ sources: RegExp; addon: string; build: (out: string) => void }> = [
+  { sources: /^plugins\/xslt\/native\//, addon: XSLT_ADDON_BUILD_PATH, build: buildXsltAddon },
+];
+
 /** Make a generated asset at `to`; false when `rel` is not one. */
 function generateAsset(repo: string, rel: string, to: string): boolean {
+  const pluginAddon = PLUGIN_ADDONS.find((a) => rel === path.relative(repo, a.addon));
+  if (pluginAddon) {
+    // Always compiled fresh; a build without the library's headers fails here with what to install.
+    pluginAddon.build(to);
+    return true;
+  }
+  if (rel === path.relative(repo, CGI_FORKER_BUILD_PATH)) {
+    // Always compiled fresh, like the sendfile addon; a build without a C compiler fails here
+    // with what to install.
+    buildCgiForker(to);
+    return true;
+  }
   if (!/^bridges\/jvm\/tsuwsgi-jvm-[0-9a-f]+\.jar$/.test(rel.split(path.sep).join('/'))) return false;
   const javac = jdkTool('java', 'javac');
   if (!javac) throw new Error('building the jvm plugin compiles its Java bridge and needs a JDK (javac): apt-get install default-jdk-headless');
@@ -46,13 +74,18 @@ function generateAsset(repo: string, rel: string, to: string): boolean {
 export function pluginAssets(repo: string, pluginDir: string): string[] {
   const files = walk(path.join(repo, pluginDir));
   const out = new Set<string>();
+  for (const a of PLUGIN_ADDONS) if (a.addon.startsWith(path.join(repo, pluginDir) + path.sep)) out.add(path.relative(repo, a.addon));
   for (const file of files) {
     if (!isSource(file)) {
-      out.add(path.relative(repo, file));
+      const rel = path.relative(repo, file);
+      if (!PLUGIN_ADDONS.some((a) => a.sources.test(rel.split(path.sep).join('/')))) out.add(rel);
       continue;
     }
     for (const m of fs.readFileSync(file, 'utf8').matchAll(/bridges\/([\w.-]+)\//g)) {
-      for (const asset of walk(path.join(repo, 'bridges', m[1] as string))) out.add(path.relative(repo, asset));
+      for (const asset of walk(path.join(repo, 'bridges', m[1] as string))) {
+        const rel = path.relative(repo, asset);
+        if (!BRIDGE_BUILD_ONLY.test(rel.split(path.sep).join('/'))) out.add(rel);
+      }
       for (const asset of generatedAssets(repo, m[1] as string)) out.add(asset);
     }
   }
@@ -89,7 +122,8 @@ export function copyAssets(repo: string, files: readonly string[], root: string)
       buildSendfileAddon(to);
       continue;
     }
-    if (!fs.existsSync(path.join(repo, rel)) && generateAsset(repo, rel, to)) continue;
+    const alwaysBuilt = rel === path.relative(repo, CGI_FORKER_BUILD_PATH) || PLUGIN_ADDONS.some((a) => rel === path.relative(repo, a.addon));
+    if ((alwaysBuilt || !fs.existsSync(path.join(repo, rel))) && generateAsset(repo, rel, to)) continue;
     fs.copyFileSync(path.join(repo, rel), to);
     fs.chmodSync(to, fs.statSync(path.join(repo, rel)).mode & 0o777);
   }

@@ -102,7 +102,9 @@ my $STOPPING = 0;     # a graceful stop was asked
 my @SLOTS;            # connections by core index (undef: free)
 my %RUNNING;          # scripts whose output we read, by id: { id, pid, what, killed, ended }
 my %CHILDREN;         # without the forker: our children not yet reaped, by pid
-my $FORKER;           # the socket to bridges/cgi/forker.pl; undef: we fork the scripts ourselves
+my $FORKER;           # the socket to the forker (native/cgi-forker.c or forker.pl); undef: we fork the scripts ourselves
+my $FORKER_CHOICE;    # TSUWSGI_CGI_FORKER (see start_forker)
+my $ROUTE_TOKEN;      # TSUWSGI_CGI_ROUTE_TOKEN: proves a TSUWSGI_CGI_ROUTE var came from the cgi: route action
 my $SYS_SENDMSG;
 my $NEXT_ID = 0;
 my $UNREAPED = 0;     # scripts whose output ended (or that we stopped listening to) not yet reaped
@@ -593,6 +595,13 @@ sub encode_uri {
 # Dies with an http_error for 301/403/404.
 sub locate {
     my $vars = shift;
+    # Never passed on to a script, whoever sent it.
+    my $routed = delete $vars->{TSUWSGI_CGI_ROUTE};
+    if (defined $routed) {
+        my ($token, $helper, $command) = split /\0/, $routed, 3;
+        return routed_location($vars, $helper, $command) if defined $command && defined $ROUTE_TOKEN && $token eq $ROUTE_TOKEN;
+        log_line('ignoring a TSUWSGI_CGI_ROUTE request var that the cgi: route action did not set (wrong token)');
+    }
     my $req_path_info = $vars->{PATH_INFO} // '';
     die not_found('NUL byte in PATH_INFO') if index($req_path_info, "\0") >= 0;
     my ($docroot, $is_file, @st);
@@ -678,6 +687,19 @@ sub locate {
     die forbidden("$real is not executable and no --cgi-helper matches it") if !defined $helper && !-x _;    # _: the stat of $real by resolve()
     my $relative = $real eq $docroot ? '' : substr($real, $docroot eq '/' ? 0 : length $docroot);
     return { script => $real, docroot => $docroot, path_info => $S{pathInfo} ? undef : $path_info, script_name => $mountpoint . $relative, is_file => 0, helper => $helper };
+}
+
+# The `cgi:COMMAND` / `cgihelper:HELPER COMMAND` route actions (plugins/cgi/route-actions.ts):
+# the core checked COMMAND; it runs with no PATH_INFO, in its own directory (or the document
+# root when COMMAND is a bare name for the helper), as uWSGI's uwsgi_routing_func_cgi does.
+sub routed_location {
+    my ($vars, $helper, $command) = @_;
+    my $docroot = $vars->{DOCUMENT_ROOT} // '';
+    my $script_name = $command;
+    $script_name = substr($command, length $docroot) if $docroot ne '' && is_under($command, $docroot) && $command ne $docroot;
+    (my $dir = $command) =~ s{/[^/]*\z}{};
+    $dir = $command =~ m{/} ? ($dir eq '' ? '/' : $dir) : ($docroot ne '' ? $docroot : $SERVER_CWD);
+    return { script => $command, docroot => $docroot, path_info => undef, script_name => $script_name, is_file => 0, helper => $helper eq '' ? undef : $helper, dir => $dir };
 }
 
 # ------------------------------------------------------------------------------------------
@@ -825,8 +847,11 @@ sub run_script {
     my $file = $helper // $loc->{script};
     my @args = defined $helper ? ($loc->{script}, @argv) : @argv;
     my $what = $r->{what} = defined $helper ? "$helper $loc->{script}" : $loc->{script};
-    (my $dir = $loc->{script}) =~ s{/[^/]*\z}{};
-    $dir = '/' if $dir eq '';
+    my $dir = $loc->{dir};
+    if (!defined $dir) {
+        ($dir = $loc->{script}) =~ s{/[^/]*\z}{};
+        $dir = '/' if $dir eq '';
+    }
 
     my ($set, $unset) = env_changes($vars, $loc);
 
@@ -1096,9 +1121,17 @@ sub signal_name {
 # The forker (bridges/cgi/forker.pl: why it exists, and the messages)
 # ------------------------------------------------------------------------------------------
 
+# Which forker runs: bridges/cgi/native/build/cgi-forker (C, posix_spawn: nothing copied per
+# script) when npm ci built it, else forker.pl. TSUWSGI_CGI_FORKER=perl|native|none picks one
+# (tests run every mode; "none": the bridge forks the scripts itself).
 sub start_forker {
     my $arch = (split /-/, do { require Config; $Config::Config{archname} })[0];
     my $numbers = $^O eq 'linux' && $SYSCALLS{$arch} or return;    # we fork the scripts ourselves
+    my $choice = $FORKER_CHOICE // '';
+    return if $choice eq 'none';
+    my $native = "$HERE/native/build/cgi-forker";
+    my $use_native = $choice eq 'native' || ($choice ne 'perl' && -x $native);
+    my @command = $use_native ? ($native, $native) : ($^X, $^X, "$HERE/forker.pl");
     my ($mine, $theirs);
     # AF_UNIX 1, SOCK_SEQPACKET 5 (Linux): one message per datagram, descriptors attached.
     if (!socketpair($mine, $theirs, 1, 5, 0)) {
@@ -1112,8 +1145,9 @@ sub start_forker {
     }
     if ($pid == 0) {
         fcntl($theirs, Fcntl::F_SETFD(), 0);    # the one descriptor it inherits (with 0-2)
-        { no warnings 'exec'; exec { $^X } $^X, "$HERE/forker.pl", fileno($theirs), join(',', @$numbers[1 .. 4]); }
-        syswrite(STDERR, "[cgi] cannot run $^X $HERE/forker.pl: $!\n");
+        my ($program, @argv) = @command;
+        { no warnings 'exec'; exec { $program } @argv, fileno($theirs), join(',', @$numbers[1 .. 4]); }
+        syswrite(STDERR, "[cgi] cannot run @argv[0 .. $#argv]: $!\n");
         exit 1;
     }
     close($theirs);
@@ -1273,6 +1307,8 @@ sub main {
     $SERVER_SOFTWARE = 'uWSGI/' . ($CONFIG{version} // '2.0');
     $SERVER_CWD = Cwd::getcwd() // '/';
     # Scripts inherit our environment, except the bridge contract's variables.
+    $FORKER_CHOICE = $ENV{TSUWSGI_CGI_FORKER};
+    $ROUTE_TOKEN = $ENV{TSUWSGI_CGI_ROUTE_TOKEN};
     delete @ENV{ grep { /^TSUWSGI_/ } keys %ENV };
     start_forker();
 

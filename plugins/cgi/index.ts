@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { InvalidOptionError } from '../../core/errors.ts';
 import { definePlugin, PLUGIN_API_VERSION, type AppSpec } from '../../core/plugins/api.ts';
 import type { ResolvedOptions } from '../../core/options/resolved.ts';
+import { CGI_ROUTE_ACTIONS, ensureRouteToken, routesUseCgi } from './route-actions.ts';
 
 const BRIDGE_SCRIPT = fileURLToPath(new URL('../../bridges/cgi/bridge.pl', import.meta.url));
 /** perl-base is an essential package on Debian, and the bridge needs no module outside it. */
@@ -143,7 +144,10 @@ export default definePlugin({
   bridge: {
     runtime: 'CGI',
     apps(options): AppSpec[] {
-      if (!hostsScripts(options)) return [];
+      if (!hostsScripts(options)) {
+        // Only `cgi:`/`cgihelper:` rules: the bridge runs the commands they name (route-actions.ts).
+        return routesUseCgi(options) ? [{ mountpoint: '', load: { kind: 'cgi', target: '' }, origin: 'cgi:/cgihelper: route actions' }] : [];
+      }
       const targets = options.flag('cgi-from-docroot') ? ['DOCUMENT_ROOT', ...options.all('cgi')] : options.all('cgi');
       return [{ mountpoint: '', load: { kind: 'cgi', target: targets.join(' ') }, origin: targets.map((t) => (t === 'DOCUMENT_ROOT' ? '--cgi-from-docroot' : `--cgi ${t}`)).join(', ') }];
     },
@@ -154,11 +158,13 @@ export default definePlugin({
       return { ...cgiSettings(options) };
     },
   },
+  routeActions: CGI_ROUTE_ACTIONS,
   init(ctx) {
     const { options } = ctx;
+    ensureRouteToken();
     if (!hostsScripts(options)) {
       for (const name of ['cgi-map-helper', 'cgi-index', 'cgi-allowed-ext', 'cgi-timeout']) {
-        if (options.has(name)) ctx.log(`*** --${name} has no effect: no --cgi directory or script (and no --cgi-from-docroot) is configured ***`);
+        if (options.has(name) && !(name === 'cgi-timeout' && routesUseCgi(options))) ctx.log(`*** --${name} has no effect: no --cgi directory or script (and no --cgi-from-docroot) is configured ***`);
       }
       return;
     }

@@ -140,6 +140,11 @@ describe('packages (uwsgiconfig.ts --package) and third-party plugins', () => {
     expect(packages).toEqual(expect.arrayContaining([`tsuwsgi-core_0.1.0_${ARCH}.deb`, 'tsuwsgi-plugin-psgi_0.1.0_all.deb', 'tsuwsgi-plugin-python_0.1.0_all.deb', 'tsuwsgi-plugin-rack_0.1.0_all.deb']));
     const info = spawnSync('dpkg-deb', ['-f', path.join(DIST, 'modular', 'packages', 'tsuwsgi-plugin-psgi_0.1.0_all.deb'), 'Depends'], { encoding: 'utf8' });
     expect(info.stdout.trim()).toBe('tsuwsgi-core (= 0.1.0), perl');
+    // The cgi plugin ships its C forker, compiled for this machine.
+    expect(packages).toContain(`tsuwsgi-plugin-cgi_0.1.0_${ARCH}.deb`);
+    const cgiFiles = spawnSync('dpkg-deb', ['-c', path.join(DIST, 'modular', 'packages', `tsuwsgi-plugin-cgi_0.1.0_${ARCH}.deb`)], { encoding: 'utf8' }).stdout;
+    expect(cgiFiles).toMatch(/bridges\/cgi\/native\/build\/cgi-forker\n/);
+    expect(cgiFiles).not.toMatch(/cgi-forker\.c|native\/build\.ts/);
   });
 
   it('installs the core and psgi packages side by side and serves `--plugins http,psgi --http … --psgi app.pl`', async () => {

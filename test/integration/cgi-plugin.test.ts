@@ -6,8 +6,10 @@
  *
  * The fixtures (test/fixtures/cgi: shell scripts and one Perl script run through a helper)
  * are copied to a temporary directory so the test can set their modes and add symlinks.
- * Scripts are started by the bridge's forker (bridges/cgi/forker.pl) until the test that kills
- * it; the tests after it cover the bridge forking scripts itself.
+ * The main suite runs twice, once per forker (the process that starts the scripts): the C one
+ * (bridges/cgi/native/cgi-forker.c, which npm ci builds and the bridge prefers) and the Perl
+ * one (bridges/cgi/forker.pl), chosen with TSUWSGI_CGI_FORKER. In each, the tests after the
+ * one that kills the forker cover the bridge forking scripts itself.
  *
  * The cases every language shares (a 3 MB body the script never reads, …) run against
  * test/fixtures/cgi/suite.pl in test/conformance/shared-request-set.test.ts, not here.
@@ -65,7 +67,13 @@ async function waitFor(what: string, f: () => boolean, timeoutMs = 5000): Promis
   }
 }
 
-describe('cgi plugin over --http-socket', () => {
+/** The forkers, and how each shows in /proc/PPID/cmdline of a script it started. */
+const FORKERS: Array<[forker: 'native' | 'perl', cmdline: RegExp]> = [
+  ['native', /bridges\/cgi\/native\/build\/cgi-forker /],
+  ['perl', /bridges\/cgi\/forker\.pl /],
+];
+
+describe.each(FORKERS)('cgi plugin over --http-socket (%s forker)', (forker, forkerCmdline) => {
   let srv: ServerHandle;
   let dir: string;
   let pidDir: string;
@@ -79,10 +87,10 @@ describe('cgi plugin over --http-socket', () => {
       [
         '--plugins', 'cgi', '--http-socket', '127.0.0.1:0', '--http-socket-modifier1', '9', '--socket', '127.0.0.1:0',
         '--cgi', dir, '--cgi', `/cgi-bin=${dir}`, '--cgi', `/single=${path.join(dir, 'env.cgi')}`,
-        '--cgi-helper', '.pl=perl', '--cgi-index', 'missing.cgi', '--cgi-index', 'index.cgi',
+        '--cgi-helper', '.pl=perl', '--cgi-helper', '.nohelper=tsuwsgi-no-such-helper', '--cgi-index', 'missing.cgi', '--cgi-index', 'index.cgi',
         '--cgi-timeout', '2', '--cgi-unset', 'CGI_SECRET', '--threads', '4',
       ],
-      { env: { CGI_PIDFILE: path.join(pidDir, 'pid'), CGI_SECRET: 'leak', CGI_VISIBLE: 'inherited' } },
+      { env: { CGI_PIDFILE: path.join(pidDir, 'pid'), CGI_SECRET: 'leak', CGI_VISIBLE: 'inherited', TSUWSGI_CGI_FORKER: forker } },
     );
     uwsgiAddr = srv.sockets[1]!;
   });
@@ -317,13 +325,29 @@ describe('cgi plugin over --http-socket', () => {
     await srv.waitForLog(/invalid CGI response !!! .*garbage\.cgi/);
   });
 
-  // The scripts are forked by bridges/cgi/forker.pl, a small process: a fork costs in
-  // proportion to the memory of the process that calls it (docs/cgi.md, "How it runs"). The
-  // tests after this one run without it, as on other architectures.
-  it('scripts are started by the small forker; when it is gone, the bridge starts them itself', async () => {
+  it('a script that cannot be started is a 500, and the log says why', async () => {
+    fs.writeFileSync(path.join(dir, 'x.nohelper'), 'never run\n');
+    const r = await get('/x.nohelper');
+    expect(r.status).toBe(500);
+    await srv.waitForLog(/unable to run .*x\.nohelper: helper "tsuwsgi-no-such-helper" not found in PATH \(check --cgi-helper\)/);
+  });
+
+  it('a script that fails after answering keeps its answer; its exit status is logged', async () => {
+    fs.writeFileSync(path.join(dir, 'fails.cgi'), '#!/bin/sh\nprintf "Content-Type: text/plain\\n\\npartial"\nexit 3\n', { mode: 0o755 });
+    const r = await get('/fails.cgi');
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe('partial');
+    await srv.waitForLog(/fails\.cgi exited with status 3/);
+  });
+
+  // The scripts are started by a small forker process, not the bridge: a fork costs in
+  // proportion to the memory of the process that calls it, and the C forker's posix_spawn()
+  // copies nothing (docs/cgi.md, "How it runs"). The tests after this one run without a
+  // forker, as on architectures the bridge has no system call table for.
+  it(`scripts are started by the ${forker} forker; when it is gone, the bridge starts them itself`, async () => {
     const viaForker = ['x64', 'arm64', 'riscv64'].includes(process.arch);
     const first = (await get('/parent.cgi')).body.toString();
-    expect(first).toMatch(viaForker ? /bridges\/cgi\/forker\.pl/ : /bridges\/cgi\/bridge\.pl/);
+    expect(first).toMatch(viaForker ? forkerCmdline : /bridges\/cgi\/bridge\.pl/);
     if (!viaForker) return;
     process.kill(Number(/PPID=(\d+)/.exec(first)![1]), 'SIGKILL');
     await srv.waitForLog(/the CGI forker is gone \(it exited\): scripts are forked by the bridge from now on/);
@@ -448,6 +472,73 @@ describe('cgi plugin: the less common options', () => {
       if (stray && alive(stray)) process.kill(-stray, 'SIGKILL');
       expect(await srv.stop()).toBe(0);
     }
+  });
+});
+
+// uWSGI 2.0.21 (Debian's) kills its worker with a segfault in cgi_plugin.so on these actions,
+// so they are specified from its source (uwsgi_routing_func_cgi), not compared with it.
+describe('cgi: and cgihelper: route actions (CGI11), next to a Python app, without --cgi', () => {
+  let srv: ServerHandle;
+  let dir: string;
+
+  beforeAll(async () => {
+    ({ dir } = cgiDir());
+    srv = await startServer([
+      '--plugins', 'cgi', '--http-socket', '127.0.0.1:0', '--socket', '127.0.0.1:0', '--wsgi-file', path.join(REPO_ROOT, 'test', 'fixtures', 'python', 'hello.py'),
+      '--route-run', `addvar:DOCUMENT_ROOT=${path.dirname(dir)}`,
+      '--route', `^/cgi-bin/(.+)$ cgi:${dir}/$1`,
+      '--route', `^/helped/(.+)$ cgihelper:perl ${dir}/$1.pl`,
+    ]);
+  });
+
+  afterAll(async () => {
+    if (srv) expect(await srv.stop()).toBe(0);
+  });
+
+  const get = (p: string, o: Parameters<typeof httpRequest>[1] = {}) => withServerLog(srv, () => httpRequest(srv.port, { path: p, ...o }));
+
+  it('runs the expanded command as a CGI script: no PATH_INFO, SCRIPT_NAME below DOCUMENT_ROOT, its own directory, argv from the query', async () => {
+    const r = await get('/cgi-bin/env.cgi?one+two%20three');
+    expect(r.status).toBe(200);
+    const env = envOf(r.body);
+    expect(env).toMatchObject({ GATEWAY_INTERFACE: 'CGI/1.1', SCRIPT_FILENAME: path.join(dir, 'env.cgi'), SCRIPT_NAME: '/cgi-bin/env.cgi', CWD: dir, ARGC: '2', ARG1: 'one', ARG2: 'two three' });
+    expect(env['PATH_INFO']).toBeUndefined();
+    expect(Object.keys(env).filter((k) => k.startsWith('TSUWSGI_'))).toEqual([]);
+  });
+
+  it('passes the request body to the script; other requests still reach the app', async () => {
+    const r = await get('/cgi-bin/echo.cgi', { method: 'POST', body: 'posted bytes' });
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe('posted bytes');
+    expect((await get('/')).body.toString()).toBe('Hello World');
+  });
+
+  it('answers 404 for a command that is not a file and 403 for one that is not executable', async () => {
+    expect((await get('/cgi-bin/missing.cgi')).status).toBe(404);
+    expect((await get('/cgi-bin/dir')).status).toBe(404);
+    const r = await get('/cgi-bin/hello.pl');
+    expect(r.status).toBe(403);
+    expect(r.body.toString()).toBe('Forbidden');
+  });
+
+  it('cgihelper: runs the command through the helper, which needs no exec bit', async () => {
+    const r = await get('/helped/hello?arg');
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toMatch(/^perl [0-9.]+ qs=arg body= /);
+  });
+
+  it('ignores a TSUWSGI_CGI_ROUTE var sent by a client: no command of its choosing runs', async () => {
+    const reply = await withServerLog(srv, () =>
+      uwsgiRequest(srv.sockets[1]!, { REQUEST_METHOD: 'GET', PATH_INFO: '/x', REQUEST_URI: '/x', SERVER_PROTOCOL: 'HTTP/1.1', TSUWSGI_CGI_ROUTE: `guess\0\0${path.join(dir, 'env.cgi')}` }, { modifier1: 9 }),
+    );
+    expect(reply.toString('latin1')).toMatch(/^HTTP\/1\.1 404 /);
+    await srv.waitForLog(/ignoring a TSUWSGI_CGI_ROUTE request var that the cgi: route action did not set/);
+  });
+
+  it('refuses a cgihelper: rule without a command at start-up', async () => {
+    const r = await runTsuwsgi(['--plugins', 'cgi', '--http-socket', '127.0.0.1:0', '--route', '^/x cgihelper:perl']);
+    expect(r.code).not.toBe(0);
+    expect(r.output).toMatch(/invalid cgihelper syntax, must be "cgihelper:helper command"/);
   });
 });
 
