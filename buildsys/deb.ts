@@ -24,6 +24,8 @@ export const PLUGIN_DEPENDS: Record<string, string> = {
   jvm: 'default-jre-headless',
   jwsgi: 'tsuwsgi-plugin-jvm',
   ring: 'tsuwsgi-plugin-jvm, clojure',
+  // The xslt plugin's addon (plugins/xslt/native/xslt.c) links libxslt and libxml2.
+  xslt: 'libxslt1.1, libxml2',
 };
 
 export interface DebSpec {

@@ -11,7 +11,7 @@ import { buildXsltAddon, XSLT_ADDON_BUILD_PATH } from '../plugins/xslt/native/bu
 const PARTS: Array<{ build: () => void; out: string; gives: string; without: string }> = [
   { build: () => buildSendfileAddon(), out: ADDON_BUILD_PATH, gives: 'zero-copy static files', without: 'static files will be sent without sendfile(2)' },
   { build: () => buildCgiForker(), out: CGI_FORKER_BUILD_PATH, gives: 'CGI scripts started with posix_spawn', without: 'CGI scripts will be started by bridges/cgi/forker.pl' },
-  { build: () => buildXsltAddon(), out: XSLT_ADDON_BUILD_PATH, gives: 'the xslt plugin', without: 'the xslt plugin will refuse to load until libxslt1-dev is installed and npm ci re-run' },
+  { build: () => buildXsltAddon(), out: XSLT_ADDON_BUILD_PATH, gives: 'the xslt plugin', without: 'the xslt plugin will refuse to load' },
 ];
 
 for (const part of PARTS) {

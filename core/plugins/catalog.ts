@@ -37,23 +37,31 @@ import routerExpires from '../../plugins/router_expires/index.ts';
 import routerStatic from '../../plugins/router_static/index.ts';
 import routerAccess from '../../plugins/router_access/index.ts';
 import routerXmldir from '../../plugins/router_xmldir/index.ts';
+import routerMemcached from '../../plugins/router_memcached/index.ts';
+import routerRedis from '../../plugins/router_redis/index.ts';
+import routerRadius from '../../plugins/router_radius/index.ts';
+import ldap from '../../plugins/ldap/index.ts';
 import transformationGzip from '../../plugins/transformation_gzip/index.ts';
 import transformationChunked from '../../plugins/transformation_chunked/index.ts';
 import transformationToupper from '../../plugins/transformation_toupper/index.ts';
 import transformationTofile from '../../plugins/transformation_tofile/index.ts';
 import transformationTemplate from '../../plugins/transformation_template/index.ts';
 import transformationOffload from '../../plugins/transformation_offload/index.ts';
+import ssi from '../../plugins/ssi/index.ts';
+import xslt from '../../plugins/xslt/index.ts';
 
-const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires, routerStatic, routerAccess, routerXmldir, transformationGzip, transformationChunked, transformationToupper, transformationTofile, transformationTemplate, transformationOffload];
+const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires, routerStatic, routerAccess, routerXmldir, routerMemcached, routerRedis, routerRadius, ldap, transformationGzip, transformationChunked, transformationToupper, transformationTofile, transformationTemplate, transformationOffload, ssi, xslt];
 
 // The loggers and the msgpack encoder are embedded as in uWSGI's default profile: loading
 // them costs nothing until a --logger or --log-encoder names them.
 // The loop engines are embedded too (as uWSGI's pip build embeds gevent and asyncio): they
 // cost nothing until --gevent/--asyncio/--loop selects them.
 // The routers and transformations are embedded as in uWSGI's default build; they cost nothing
-// until a rule uses them. router_access and router_xmldir are not (uWSGI builds them only with
-// libwrap and libxml2): load them with --plugin.
-export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http', 'logfile', 'logsocket', 'syslog', 'rsyslog', 'logpipe', 'msgpack', 'asyncio', 'gevent', 'greenlet', 'router_redirect', 'router_rewrite', 'router_basicauth', 'router_uwsgi', 'router_http', 'router_hash', 'router_expires', 'router_static', 'transformation_gzip', 'transformation_chunked', 'transformation_toupper', 'transformation_tofile', 'transformation_template', 'transformation_offload'];
+// until a rule uses them (router_memcached and router_redis too: uWSGI's default build embeds
+// them, they need no library). router_access, router_xmldir, router_radius, ldap, ssi and xslt
+// are not (uWSGI builds them only with libwrap, libxml2, libldap or libxslt, or leaves them
+// out): load them with --plugin.
+export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http', 'logfile', 'logsocket', 'syslog', 'rsyslog', 'logpipe', 'msgpack', 'asyncio', 'gevent', 'greenlet', 'router_redirect', 'router_rewrite', 'router_basicauth', 'router_uwsgi', 'router_http', 'router_hash', 'router_expires', 'router_static', 'router_memcached', 'router_redis', 'transformation_gzip', 'transformation_chunked', 'transformation_toupper', 'transformation_tofile', 'transformation_template', 'transformation_offload'];
 
 export function defaultPluginSource(): PluginSource {
   return { available: new Map(ALL.map((d) => [d.name, d])), embedded: EMBEDDED_PLUGINS, defaultPluginDirs: DEFAULT_PLUGIN_DIRS };

@@ -143,6 +143,10 @@ export class RequestPipeline {
       this.closeUnanswered(req, sink, ctx);
       return;
     }
+    // An action answered and let routing go on (memcached-continue, redis-continue on a hit):
+    // the response is out and the app could not send another. uWSGI runs the app anyway and
+    // its start_response fails ("headers already sent"); here it is not run at all.
+    if (ctx.response.answered) return;
     // Actions may have rewritten the method, URI and modifiers the log and dispatch use.
     req.modifier1 = ctx.modifier1;
     req.modifier2 = ctx.modifier2;

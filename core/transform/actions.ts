@@ -32,11 +32,12 @@ export function transformationActions(defs: readonly TransformationDefinition[])
 /**
  * Split `key=value,key=value` as uWSGI's uwsgi_kvlist_parse does: a backslash makes the next
  * character literal (`filename=/tmp/a\,b` names the file `/tmp/a,b`), the first unescaped
- * `=` of an item separates key and value.
+ * `=` of an item separates key and value. `sep` is the item separator (`;` for ldapauth,
+ * whose values are DNs full of commas).
  */
-export function parseKeyValues(arg: string): Map<string, string> {
+export function parseKeyValues(arg: string, sep = ','): Map<string, string> {
   const out = new Map<string, string>();
-  for (const item of splitEscaped(arg, ',')) {
+  for (const item of splitEscaped(arg, sep)) {
     if (item.text === '') continue;
     const eq = item.separators[0];
     if (eq === undefined || eq === 0) throw new RoutingError(`"${item.text}" is not key=value`);

@@ -13,21 +13,10 @@
  */
 import { definePlugin, PLUGIN_API_VERSION, type RouteActionDefinition, type RouteContext } from '../../core/plugins/api.ts';
 import { RoutingError } from '../../core/errors.ts';
-import { respond } from '../../core/routing/respond.ts';
+import { offeredCredentials, unauthorized } from './basic-auth.ts';
 import { checkHtpasswd } from './htpasswd.ts';
 
 type Credentials = { kind: 'account'; text: string } | { kind: 'file'; path: string } | { kind: 'none' };
-
-/**
- * The decoded `user:password` of `Authorization: Basic …`, or null when the request offers
- * no Basic credentials at all. As uWSGI: the header must be longer than 7 bytes and start
- * with exactly "Basic ".
- */
-function offered(ctx: RouteContext): string | null {
-  const auth = ctx.getVar('HTTP_AUTHORIZATION') ?? '';
-  if (auth.length <= 7 || !auth.startsWith('Basic ')) return null;
-  return Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
-}
 
 /** The user these credentials authenticate, or null. */
 function check(ctx: RouteContext, creds: Exclude<Credentials, { kind: 'none' }>, decoded: string): string | null {
@@ -53,25 +42,21 @@ function basicauth(name: string, next: boolean): RouteActionDefinition {
       const realm = arg.slice(0, comma);
       const rest = arg.slice(comma + 1);
       const creds: Credentials = rest === '' ? { kind: 'none' } : rest.includes(':') ? { kind: 'account', text: rest } : { kind: 'file', path: rest };
-      const unauthorized = (ctx: RouteContext): 'break' => {
-        // No Content-Type: uWSGI's 401 carries only WWW-Authenticate (and the body).
-        respond(ctx, 401, 'Authorization Required', ['WWW-Authenticate', `Basic realm="${realm}"`, 'Content-Length', '12'], 'Unauthorized');
-        return 'break';
-      };
       return (ctx) => {
         if ((ctx.getVar('REMOTE_USER') ?? '') !== '') return 'next';
         // uWSGI's order (router_basicauth.c, checked by test/differential/routing-vs-uwsgi.test.ts):
         // no Basic credentials offered, or an empty credential list, is a 401 even for
         // basicauth-next — that is what makes a browser ask for a password; only WRONG
         // credentials let basicauth-next go on to the next rule.
-        const decoded = offered(ctx);
-        if (decoded === null || creds.kind === 'none') return unauthorized(ctx);
+        const decoded = offeredCredentials(ctx);
+        if (decoded === null || creds.kind === 'none') return unauthorized(ctx, realm);
         const user = check(ctx, creds, decoded);
         if (user !== null) {
-          ctx.setVar('REMOTE_USER', user);
+          // Request vars are byte strings (latin-1): the app gets the user's UTF-8 bytes, as in uWSGI.
+          ctx.setVar('REMOTE_USER', Buffer.from(user, 'utf8').toString('latin1'));
           return 'next';
         }
-        return next ? 'next' : unauthorized(ctx);
+        return next ? 'next' : unauthorized(ctx, realm);
       };
     },
   };
