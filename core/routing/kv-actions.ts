@@ -10,7 +10,7 @@
  *   NAMEstore:addr=…,key=…[,expires=SECONDS]   (alias NAME-store)
  *
  * `addr` and `key` are expanded per request (`$1`, `${VAR}`…). What uWSGI 2.0.21 does, and so
- * does tsuwsgi (test/integration/router-memcached.test.ts, router-redis.test.ts):
+ * does tsuwsgi (test/integration/router-kv.test.ts):
  *
  * - a hit (a non-empty value) is answered `200 OK` with `Content-Type: TYPE` (default
  *   text/html) and `Content-Length`, the value as the body; `NAME` then stops routing,
