@@ -10,6 +10,7 @@ import { compileBridgeJar, jarName, jdkTool, sourceHash } from '../plugins/jvm/b
 import { ADDON_BUILD_PATH, buildSendfileAddon } from '../core/static/native/build.ts';
 import { buildCgiForker, CGI_FORKER_BUILD_PATH } from '../bridges/cgi/native/build.ts';
 import { buildXsltAddon, XSLT_ADDON_BUILD_PATH } from '../plugins/xslt/native/build.ts';
+import { buildSpnegoAddon, SPNEGO_ADDON_BUILD_PATH } from '../plugins/router_spnego/native/build.ts';
 
 const SKIP = new Set(['__pycache__', 'node_modules', '.git']);
 
@@ -47,6 +48,7 @@ const BRIDGE_BUILD_ONLY = /^bridges\/cgi\/native\//;
  */
 const PLUGIN_ADDONS: ReadonlyArray<{ sources: RegExp; addon: string; build: (out: string) => void }> = [
   { sources: /^plugins\/xslt\/native\//, addon: XSLT_ADDON_BUILD_PATH, build: buildXsltAddon },
+  { sources: /^plugins\/router_spnego\/native\//, addon: SPNEGO_ADDON_BUILD_PATH, build: buildSpnegoAddon },
 ];
 
 /** Make a generated asset at `to`; false when `rel` is not one. */

@@ -26,6 +26,8 @@ export const PLUGIN_DEPENDS: Record<string, string> = {
   ring: 'tsuwsgi-plugin-jvm, clojure',
   // The xslt plugin's addon (plugins/xslt/native/xslt.c) links libxslt and libxml2.
   xslt: 'libxslt1.1, libxml2',
+  // The router_spnego plugin's addon (plugins/router_spnego/native/spnego.c) links MIT krb5's GSS-API.
+  router_spnego: 'libgssapi-krb5-2',
 };
 
 export interface DebSpec {
