@@ -132,12 +132,16 @@ function copy(buf: Buffer, off: number, bytes: Uint8Array): number {
   return off + n;
 }
 
-/** `s` as UTF-8 (what the string path writes): ASCII in a loop, anything else by Buffer.write. */
+/**
+ * A request var's bytes (vars are byte strings: one char per byte, see varText in
+ * request-log.ts): ASCII in a loop, anything else by Buffer.write as latin1, so a raw UTF-8
+ * URI is written as the client sent it, as uWSGI writes it.
+ */
 function text(buf: Buffer, off: number, s: string): number {
   const n = s.length;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 0x80) return off + buf.write(s, off, 'utf8');
+    if (c >= 0x80) return off + buf.write(s, off, 'latin1');
     buf[off + i] = c;
   }
   return off + n;

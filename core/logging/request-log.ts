@@ -114,6 +114,19 @@ function bytesAndCtime(ms: number): string {
 }
 
 /**
+ * Request vars are byte strings (each char one byte, as the uwsgi packet carries them: see
+ * core/protocol/uwsgi-packet.ts), while a log line is text that targets encode as UTF-8. So a
+ * var with bytes >= 0x80 (a UTF-8 URI sent raw, a UTF-8 user name) is decoded as UTF-8 here,
+ * and the line carries the client's bytes again, as uWSGI writes them (bytes that are not
+ * UTF-8 become U+FFFD). ASCII, by far the common case, is returned as it is. The default
+ * line's byte path (line-writer.ts) writes the bytes themselves.
+ */
+export function varText(s: string): string {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.from(s, 'latin1').toString('utf8');
+  return s;
+}
+
+/**
  * The default line. One template literal: every intermediate string (the line used to be
  * built from four parts) is an allocation, and the pieces of a line are what the file
  * target later copies, so fewer is cheaper both here and there.
@@ -121,9 +134,9 @@ function bytesAndCtime(ms: number): string {
 export function formatDefaultLine(r: RequestRecord, micros = false, forwardedFor = false): string {
   const addr = forwardedFor && r.forwardedFor !== '' ? r.forwardedFor : r.remoteAddr;
   const line =
-    `[pid: ${r.pid}|app: ${r.app}|req: ${r.appRequests}/${r.workerRequests}] ${addr} (${r.remoteUser}) ` +
-    `{${r.varCount * 2} vars in ${r.packetSize}${bytesAndCtime(r.startedAt)}${r.method} ${r.uri} => generated ${r.bodyBytes} bytes in ` +
-    `${micros ? r.micros : Math.floor(r.micros / 1000)}${micros ? ' micros ' : ' msecs '}${r.viaSendfile ? VIA_SENDFILE : ''}(${r.protocol} ${r.status}) ` +
+    `[pid: ${r.pid}|app: ${r.app}|req: ${r.appRequests}/${r.workerRequests}] ${varText(addr)} (${varText(r.remoteUser)}) ` +
+    `{${r.varCount * 2} vars in ${r.packetSize}${bytesAndCtime(r.startedAt)}${varText(r.method)} ${varText(r.uri)} => generated ${r.bodyBytes} bytes in ` +
+    `${micros ? r.micros : Math.floor(r.micros / 1000)}${micros ? ' micros ' : ' msecs '}${r.viaSendfile ? VIA_SENDFILE : ''}(${varText(r.protocol)} ${r.status}) ` +
     `${r.headerCount} headers in ${r.headerBytes} bytes (${r.switches ?? 1} switches on core ${r.core})`;
   return line.length < MAX_LINE ? line : safeLine(r, micros);
 }
@@ -159,14 +172,14 @@ function memoryOf(pid: number): { vsz: number; rss: number } {
 
 /** Variables of --log-format (spec/core.md §5.3). Empty values print "-". */
 const LOG_VARS: Record<string, (r: RequestRecord) => string | number> = {
-  uri: (r) => r.uri,
-  method: (r) => r.method,
-  user: (r) => r.remoteUser,
-  addr: (r) => r.remoteAddr,
-  host: (r) => r.host,
-  proto: (r) => r.protocol,
-  uagent: (r) => r.userAgent,
-  referer: (r) => r.referer,
+  uri: (r) => varText(r.uri),
+  method: (r) => varText(r.method),
+  user: (r) => varText(r.remoteUser),
+  addr: (r) => varText(r.remoteAddr),
+  host: (r) => varText(r.host),
+  proto: (r) => varText(r.protocol),
+  uagent: (r) => varText(r.userAgent),
+  referer: (r) => varText(r.referer),
   status: (r) => r.status,
   micros: (r) => r.micros,
   msecs: (r) => Math.floor(r.micros / 1000),
@@ -227,7 +240,7 @@ export function compileLogFormat(template: string, opts: LogFormatOptions = {}):
     if (name.startsWith('var.')) {
       const key = name.slice(4);
       chunks.push((r) => {
-        for (const [k, v] of r.vars) if (k === key) return dash(v);
+        for (const [k, v] of r.vars) if (k === key) return dash(varText(v));
         return '-';
       });
     } else if (name.startsWith('metric.')) {
@@ -239,7 +252,7 @@ export function compileLogFormat(template: string, opts: LogFormatOptions = {}):
     } else {
       const fn = LOG_VARS[name];
       // Any other name may be a logvar (uWSGI looks them up last, so they cannot shadow built-ins).
-      chunks.push(fn ? (r) => dash(fn(r)) : (r) => dash(r.logvars?.get(name) ?? ''));
+      chunks.push(fn ? (r) => dash(fn(r)) : (r) => dash(varText(r.logvars?.get(name) ?? '')));
     }
     last = m.index + m[0].length;
   }
@@ -299,14 +312,14 @@ export function requestFields(r: RequestRecord): Record<string, string | number>
     wid: r.workerId,
     app: r.app,
     core: r.core,
-    addr: r.remoteAddr,
-    user: r.remoteUser,
-    method: r.method,
-    uri: r.uri,
-    proto: r.protocol,
-    host: r.host,
-    uagent: r.userAgent,
-    referer: r.referer,
+    addr: varText(r.remoteAddr),
+    user: varText(r.remoteUser),
+    method: varText(r.method),
+    uri: varText(r.uri),
+    proto: varText(r.protocol),
+    host: varText(r.host),
+    uagent: varText(r.userAgent),
+    referer: varText(r.referer),
     status: r.status,
     micros: r.micros,
     size: r.bodyBytes + r.headerBytes,

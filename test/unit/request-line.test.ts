@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DefaultLineWriter } from '../../core/logging/line-writer.ts';
-import { ctime, formatDefaultLine, type RequestRecord } from '../../core/logging/request-log.ts';
+import { compileLogFormat, ctime, formatDefaultLine, type RequestRecord } from '../../core/logging/request-log.ts';
 import { FileTarget } from '../../core/logging/targets/file.ts';
 import { LogRouter } from '../../core/logging/router.ts';
 import { createServerLog } from '../../core/logging/server-log.ts';
@@ -24,8 +24,15 @@ function reference(r: RequestRecord, micros = false, forwardedFor = false): stri
   const head = `[pid: ${r.pid}|app: ${r.app}|req: ${r.appRequests}/${r.workerRequests}] `;
   const vars = `{${r.varCount * 2} vars in ${r.packetSize} bytes} [${ctime(r.startedAt)}] `;
   const tail = ` => generated ${r.bodyBytes} bytes in ${time} (${r.protocol} ${r.status}) ${r.headerCount} headers in ${r.headerBytes} bytes (1 switches on core ${r.core})`;
-  const line = `${head}${addr} (${r.remoteUser}) ${vars}${r.method} ${r.uri}${tail}`;
+  // Vars are byte strings; the line is text (their UTF-8 decoded).
+  const text = (v: string): string => Buffer.from(v, 'latin1').toString('utf8');
+  const line = `${head}${text(addr)} (${text(r.remoteUser)}) ${vars}${text(r.method)} ${text(r.uri)}${tail}`;
   return line.length < 4096 ? line : `${head}0.0.0.0 () ${vars}- -${tail}`;
+}
+
+/** `text`'s UTF-8 bytes as a byte string, the way request vars hold them. */
+function bytes(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
 }
 
 function record(over: Partial<RequestRecord> = {}): RequestRecord {
@@ -53,7 +60,7 @@ describe('default request line', () => {
       { remoteUser: 'alice', app: -1, status: 499, bodyBytes: 0, headerCount: 0, headerBytes: 0 },
       { micros: 999, core: 3, pid: 1, appRequests: 123456789, workerRequests: 987654321 },
       { forwardedFor: '10.0.0.1, 10.0.0.2' },
-      { method: 'POST', uri: '/caf\u00e9?q=\u00ff', protocol: 'HTTP/1.0' },
+      { method: 'POST', uri: bytes('/caf\u00e9?q=\u00ff'), protocol: 'HTTP/1.0' },
       { uri: '/' + 'a'.repeat(5000) },
     ];
     for (const c of cases) {
@@ -87,7 +94,8 @@ describe('default line as bytes (line-writer.ts)', () => {
       { remoteUser: 'alice', app: -1, status: 499, bodyBytes: 0, headerCount: 0, headerBytes: 0, core: 12 },
       { micros: 999, pid: 1, appRequests: 123456789, workerRequests: 9007199254740991, packetSize: 10, bodyBytes: 1e12 },
       { forwardedFor: '10.0.0.1, 10.0.0.2', micros: 0 },
-      { method: 'POST', uri: '/caf\u00e9?q=\u00ff&e=\u20ac&s=\ud83d\ude00&lone=\ud800', protocol: 'HTTP/1.0', remoteUser: 'j\u00fcrgen' },
+      // Vars are byte strings (one char per byte of the uwsgi packet): UTF-8 sent raw.
+      { method: 'POST', uri: bytes('/caf\u00e9?q=\u00ff&e=\u20ac&s=\ud83d\ude00'), protocol: 'HTTP/1.0', remoteUser: bytes('j\u00fcrgen') },
     ];
     for (const c of cases) {
       const r = record(c);
@@ -105,6 +113,22 @@ describe('default line as bytes (line-writer.ts)', () => {
         }
       }
     }
+  });
+
+  test("request vars are bytes: a raw UTF-8 URI is logged as the client's bytes, once (not encoded again)", () => {
+    const r = record({ uri: bytes('/caf\u00e9'), remoteUser: bytes('j\u00fcrgen') });
+    const w = new DefaultLineWriter(false, false);
+    const buf = Buffer.alloc(w.maxBytes(r));
+    const line = buf.subarray(0, w.write(r, buf, 0));
+    expect(line.includes(Buffer.from('GET /caf\u00e9 =>', 'utf8'))).toBe(true);
+    expect(line.includes(Buffer.from('(j\u00fcrgen)', 'utf8'))).toBe(true);
+    expect(formatDefaultLine(r)).toContain('GET /caf\u00e9 => generated');
+    expect(compileLogFormat('%(uri) %(user) %(var.X)')({ ...r, vars: [['X', bytes('\u20ac')]] })).toBe('/caf\u00e9 j\u00fcrgen \u20ac');
+    // Bytes that are not UTF-8: the byte path writes them as they came (as uWSGI); text cannot hold them.
+    const raw = record({ uri: '/caf\u00e9' });
+    const rawBuf = Buffer.alloc(w.maxBytes(raw));
+    expect(rawBuf.subarray(0, w.write(raw, rawBuf, 0)).includes(Buffer.from([0x2f, 0x63, 0x61, 0x66, 0xe9, 0x20]))).toBe(true);
+    expect(formatDefaultLine(raw)).toContain('GET /caf\ufffd =>');
   });
 
   test('a line that may need the safe variant takes the string path', () => {
