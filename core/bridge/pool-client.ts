@@ -558,7 +558,7 @@ export class PoolClient {
    * `fastcgi`: the plugin's adapter when the pool's bridges hand off FastCGI responders.
    */
   /** The pool's FastCGI handoff (docs/bridge-protocol.md §3.4), or null for plain bridges. */
-  private readonly fastcgi: FastcgiAdapter | null;
+  private fastcgi: FastcgiAdapter | null;
   private readonly logLine: (line: string) => void;
 
   constructor(path: string, capacity: number, pipelineDepth = 0, timeRequests = false, fastcgi: { adapter: FastcgiAdapter; log: (line: string) => void } | null = null) {
@@ -712,8 +712,11 @@ export class PoolClient {
    * Point at a new generation's socket (graceful reload): idle connections to the old
    * generation close now, busy ones close after their current requests.
    */
-  switchTo(path: string, capacity: number): void {
+  switchTo(path: string, capacity: number, fastcgi?: FastcgiAdapter): void {
     this.path = path;
+    // The new generation's FastCGI settings (a reload re-read the plugin's options): new
+    // connections use them, old ones finish with theirs.
+    if (fastcgi && this.fastcgi) this.fastcgi = fastcgi;
     this.capacity = Math.max(1, capacity);
     for (const c of this.idle.splice(0)) c.socket.end();
     for (const c of this.busy) {

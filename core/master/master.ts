@@ -19,7 +19,7 @@ import type { ResolvedOptions } from '../options/resolved.ts';
 import type { AppSpec, PluginDescriptor } from '../plugins/api.ts';
 import { runInitHooks } from '../plugins/lifecycle.ts';
 import type { PluginRegistry } from '../plugins/registry.ts';
-import { CoreWorker, type CoreWorkerPlan, type MasterLink } from '../server/core-worker.ts';
+import { CoreWorker, type CoreWorkerPlan, type FastcgiHandoff, type MasterLink } from '../server/core-worker.ts';
 import { routingPlan } from '../routing/router.ts';
 import { bindAddress, parseAddress, type BoundSocket, type SocketProtocol } from '../server/sockets.ts';
 import { UWSGI_COMPAT_VERSION } from '../version.ts';
@@ -329,8 +329,9 @@ export async function runServer(
 
   /** Move every core worker to a pool's new generation; resolves when all have moved. */
   const switchPool = async (pool: AppPool): Promise<void> => {
-    localCore?.switchPool(pool.opts.name, pool.socketPath, pool.capacity);
-    await Promise.all(coreWorkers.map((cw) => cw.switchPool(pool.opts.name, pool.socketPath, pool.capacity)));
+    const { fastcgi } = fastcgiHandoff(pool.opts.name, pool);
+    localCore?.switchPool(pool.opts.name, pool.socketPath, pool.capacity, fastcgi);
+    await Promise.all(coreWorkers.map((cw) => cw.switchPool(pool.opts.name, pool.socketPath, pool.capacity, fastcgi)));
   };
   /**
    * Re-read the configuration for a reload: per pool, the settings its new workers get.
@@ -456,11 +457,11 @@ export async function runServer(
   }
   const firstPool = [...pools.keys()][0] ?? null;
   /** A pool whose bridges hand off FastCGI responders: what a core worker needs to make its adapter. */
-  const fastcgiHandoff = (name: string): { fastcgi?: { plugin: string; file?: string; settings: Record<string, unknown> } } => {
+  const fastcgiHandoff = (name: string, pool: AppPool = pools.get(name)!): { fastcgi?: FastcgiHandoff } => {
     const d = registry.plugins().find((p) => p.name === name);
     if (!d?.bridge?.fastcgi) return {};
     const file = registry.pluginFile(name);
-    return { fastcgi: { plugin: name, ...(file !== undefined ? { file: path.resolve(file) } : {}), settings: (pools.get(name)!.opts.bridgeConfig.plugin ?? {}) as Record<string, unknown> } };
+    return { fastcgi: { plugin: name, ...(file !== undefined ? { file: path.resolve(file) } : {}), settings: (pool.opts.bridgeConfig.plugin ?? {}) as Record<string, unknown> } };
   };
   const plan: CoreWorkerPlan = {
     sockets,
@@ -544,7 +545,7 @@ class CoreWorkerHandle {
   private readonly master: MasterLink;
   private readonly isStopping: () => boolean;
   private exited: Promise<void> = Promise.resolve();
-  private switches = new Map<string, { socketPath: string; capacity: number }>();
+  private switches = new Map<string, { socketPath: string; capacity: number; fastcgi?: FastcgiHandoff }>();
   /** Ids of stats requests, to match the child's answers; a child's exit answers them all (null). */
   private statsRequests = 0;
   private readonly pendingStats = new Map<number, (stats: CoreWorkerStats | null) => void>();
@@ -609,8 +610,8 @@ class CoreWorkerHandle {
    * sending to the old generation and flushed what it sent), so the old bridges are only
    * told to stop after that; a child that does not answer within 5 s is not waited for.
    */
-  switchPool(name: string, socketPath: string, capacity: number): Promise<void> {
-    this.switches.set(name, { socketPath, capacity });
+  switchPool(name: string, socketPath: string, capacity: number, fastcgi?: FastcgiHandoff): Promise<void> {
+    this.switches.set(name, { socketPath, capacity, ...(fastcgi ? { fastcgi } : {}) });
     const child = this.child;
     if (!child?.connected) return Promise.resolve();
     return new Promise((resolve) => {
@@ -624,7 +625,7 @@ class CoreWorkerHandle {
         if (m.type === 'switched' && m.name === name) done();
       };
       child.on('message', onMessage);
-      child.send({ type: 'switch', name, socketPath, capacity });
+      child.send({ type: 'switch', name, socketPath, capacity, fastcgi });
     });
   }
 
@@ -663,7 +664,7 @@ export function runCoreWorkerChild(): void {
   const send = (m: object): void => {
     process.send?.(m);
   };
-  process.on('message', (msg: { type: string; plan?: CoreWorkerPlan; name?: string; socketPath?: string; capacity?: number; graceful?: boolean; mercyMs?: number; id?: number }) => {
+  process.on('message', (msg: { type: string; plan?: CoreWorkerPlan; name?: string; socketPath?: string; capacity?: number; fastcgi?: FastcgiHandoff; graceful?: boolean; mercyMs?: number; id?: number }) => {
     if (msg.type === 'plan' && msg.plan) {
       try {
         log = createChildLog(msg.plan.childLog);
@@ -679,7 +680,7 @@ export function runCoreWorkerChild(): void {
     } else if (msg.type === 'stats' && worker) {
       send({ type: 'stats', id: msg.id, stats: worker.statsSnapshot() });
     } else if (msg.type === 'switch' && worker) {
-      worker.switchPool(msg.name!, msg.socketPath!, msg.capacity!);
+      worker.switchPool(msg.name!, msg.socketPath!, msg.capacity!, msg.fastcgi);
       send({ type: 'switched', name: msg.name });
     }
     else if (msg.type === 'stop' && worker) {

@@ -7,6 +7,13 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { PoolClient } from '../bridge/pool-client.ts';
 import type { FastcgiAdapter } from '../bridge/fastcgi-translator.ts';
+
+/** What a core worker needs to make a FastCGI adapter: the plugin (and its file) and its bridge settings. */
+export interface FastcgiHandoff {
+  plugin: string;
+  file?: string;
+  settings: Record<string, unknown>;
+}
 import { PluginError } from '../errors.ts';
 import type { ServerLog } from '../logging/server-log.ts';
 import { compileRequestLogger, type ChildLogSettings, type RequestLogSettings } from '../logging/worker-log.ts';
@@ -36,7 +43,7 @@ export interface CoreWorkerPlan {
      * (and its file, when loaded from one) whose bridge.fastcgi() makes the adapter, with the
      * bridge settings it gets.
      */
-    fastcgi?: { plugin: string; file?: string; settings: Record<string, unknown> };
+    fastcgi?: FastcgiHandoff;
   }>;
   /** modifier1 → pool name (after N:name and remap-modifier). */
   modifierRoutes: Record<number, string>;
@@ -169,7 +176,7 @@ export class CoreWorker {
   }
 
   /** The FastCGI adapter of a pool whose bridges hand off responders (the plugin is loaded here too). */
-  private fastcgiAdapter(spec: { plugin: string; file?: string; settings: Record<string, unknown> }): FastcgiAdapter {
+  private fastcgiAdapter(spec: FastcgiHandoff): FastcgiAdapter {
     const [d] = planPlugins([spec.plugin], spec.file ? { [spec.plugin]: spec.file } : {}, defaultPluginSource().available);
     const make = d?.bridge?.fastcgi;
     if (!d || !make) throw new PluginError(`core worker: the plugin "${spec.plugin}" has no FastCGI adapter here, but its pool hands off FastCGI responders`);
@@ -217,9 +224,12 @@ export class CoreWorker {
     return coreWorkerSnapshot(this.clients, (pid) => pipeline?.appRequests(pid));
   }
 
-  /** A pool moved to a new generation (graceful reload). */
-  switchPool(name: string, socketPath: string, capacity: number): void {
-    this.clients.get(name)?.switchTo(socketPath, capacityShare(capacity, this.plan.workerIndex, this.plan.workerCount));
+  /**
+   * A pool moved to a new generation (graceful reload). `fastcgi`: the new generation's
+   * handoff settings, for a pool whose bridges hand off FastCGI responders (re-read options).
+   */
+  switchPool(name: string, socketPath: string, capacity: number, fastcgi?: FastcgiHandoff): void {
+    this.clients.get(name)?.switchTo(socketPath, capacityShare(capacity, this.plan.workerIndex, this.plan.workerCount), fastcgi ? this.fastcgiAdapter(fastcgi) : undefined);
   }
 
   /** Stop accepting; with `graceful`, wait for requests in flight (bounded by `mercyMs`). */

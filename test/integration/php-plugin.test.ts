@@ -384,6 +384,27 @@ describe('php plugin: the 403 rules, --php-fallback, --php-app', () => {
     expect(await srv.stop()).toBe(0);
   });
 
+  it('a reload (SIGHUP) applies re-read php options to the script checks the core worker makes', async () => {
+    const s = site();
+    const ini = path.join(s.base, 'reload.ini');
+    const write = (extra: string): void => fs.writeFileSync(ini, `[uwsgi]\nplugins = php\nhttp-socket = 127.0.0.1:0\nhttp-socket-modifier1 = 14\nphp-docroot = ${s.www}\n${extra}`);
+    write('php-allowed-ext = .php\n');
+    const srv = await startServer(['--ini', ini]);
+    try {
+      await withServerLog(srv, async () => {
+        expect((await httpRequest(srv.port, { path: '/secret.txt' })).status).toBe(403);
+        write('');
+        srv.signal('SIGHUP');
+        await srv.waitForLog(/workers reloaded/);
+        const r = await httpRequest(srv.port, { path: '/secret.txt' });
+        expect(r.status).toBe(200);
+        expect(r.body.toString()).toContain('not php');
+      });
+    } finally {
+      expect(await srv.stop()).toBe(0);
+    }
+  });
+
   it('without --php-allowed-ext any file runs through PHP (uWSGI: "happily execute whatever script"); --php-ini, --php-dump-config', async () => {
     const s = site();
     const srv = await startServer(['--plugins', 'php', '--http-socket', '127.0.0.1:0', '--http-socket-modifier1', '14', '--php-docroot', s.www, '--php-ini', path.join(s.base, 'custom.ini'), '--php-dump-config']);
