@@ -85,6 +85,8 @@ interface BridgeCounters {
 export class RequestPipeline {
   private readonly o: PipelineOptions;
   private readonly counters = new Map<number, BridgeCounters>();
+  /** How many bridges' counters are kept before the exited ones are looked for (sweepCounters). */
+  private sweepCountersAt = 64;
 
   constructor(options: PipelineOptions) {
     this.o = options;
@@ -383,6 +385,7 @@ export class RequestPipeline {
   private count(pid: number, app: number): BridgeCounters {
     let c = this.counters.get(pid);
     if (!c) {
+      if (this.counters.size >= this.sweepCountersAt) this.sweepCounters();
       c = { requests: 0, apps: [] };
       this.counters.set(pid, c);
     }
@@ -391,9 +394,21 @@ export class RequestPipeline {
     return c;
   }
 
-  /** Forget counters of bridges that are gone (keeps the map small across respawns). */
-  forgetBridge(pid: number): void {
-    this.counters.delete(pid);
+  /**
+   * Forget the counters of bridges (and FastCGI responders) that have exited. Workers come and
+   * go (--max-requests, php-cgi recycling, respawns), each with a new pid, so the map would
+   * grow for ever; it is swept when it reaches a size, which doubles when every pid in it is
+   * still alive (a large pool), so a sweep stays rare next to the requests that fill the map.
+   */
+  private sweepCounters(): void {
+    for (const pid of this.counters.keys()) {
+      try {
+        process.kill(pid, 0);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ESRCH') this.counters.delete(pid);
+      }
+    }
+    if (this.counters.size >= this.sweepCountersAt / 2) this.sweepCountersAt *= 2;
   }
 
   /** Stats server (core/stats/): requests per app index of a bridge, as the request log counts them. Read-only, never on the hot path. */
