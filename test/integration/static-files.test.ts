@@ -328,7 +328,7 @@ describe('zero-copy bodies: sendfile(2) through the native addon (core/static/se
   });
 
   test("the log line marks a body sent with sendfile(2) as uWSGI's does; --log-sendfile logs those lines even with --disable-logging", async () => {
-    const quiet = await startServer(['--http-socket', '127.0.0.1:0', '--static-map', `/z=${zdir}`, '--disable-logging', '--log-sendfile', '--wsgi-file', HELLO]);
+    const quiet = await startServer(['--http-socket', '127.0.0.1:0', '--static-map', `/z=${zdir}`, '--disable-logging', '--log-sendfile', '1', '--wsgi-file', HELLO]);
     try {
       await withServerLog(quiet, async () => {
         expect((await httpRequest(quiet.port, { path: '/z/small.txt' })).status).toBe(200);
