@@ -6,8 +6,8 @@
  * - direct (nothing but --logto / stderr): children inherit the log descriptor and write
  *   to it themselves — no copy through the master;
  * - log master (--log-master, or anything that needs a line-by-line decision: loggers,
- *   routes, encoders, drains, filters, --log-json, --log-maxsize, --touch-log*, a UDP
- *   --logto): children's stdout/stderr are pipes the master reads, so what apps print is
+ *   routes, encoders, drains, filters, --log-json, --log-maxsize, --touch-log*, --log-reopen,
+ *   a UDP --logto): children's stdout/stderr are pipes the master reads, so what apps print is
  *   routed and encoded like every other line.
  *
  * Every failure is a LoggerError saying what to fix; targets opened before it are closed,
@@ -24,10 +24,16 @@ import { FdTarget } from './targets/fd.ts';
 import { FileTarget } from './targets/file.ts';
 import { parseUdpAddress, resolveUdp, UdpTarget } from './targets/udp.ts';
 
-/** Options whose presence turns log-master mode on. */
+/**
+ * Options whose presence turns log-master mode on. --log-reopen is one: a reopened file is
+ * the master's new descriptor, and a core worker child that inherited the old one would go on
+ * writing request lines into the renamed file (uWSGI reopens on reload by re-exec, so every
+ * process writes to the new file).
+ */
 const MASTER_TRIGGERS = [
   'log-master', 'logger', 'req-logger', 'log-route', 'log-req-route', 'log-encoder', 'log-req-encoder',
   'log-drain', 'log-filter', 'log-json', 'log-syslog', 'log-socket', 'touch-logrotate', 'touch-logreopen',
+  'log-reopen',
 ];
 
 export interface MasterLog extends ServerLog {

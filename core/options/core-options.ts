@@ -114,7 +114,8 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { name: 'log-zero', argument: 'none', kind: 'flag', help: 'log responses with an empty body even with --disable-logging' },
   // uWSGI declares it with a required argument (and ignores the value): `--log-sendfile 1`.
   { name: 'log-sendfile', argument: 'required', kind: 'flag', metavar: 'BOOL', help: 'log responses sent with sendfile() (static files over 32 KiB) even with --disable-logging; takes a value as in uWSGI (--log-sendfile 1)' },
-  { name: 'log-ioerror', argument: 'none', kind: 'flag', help: 'log requests with a client read/write error even with --disable-logging' },
+  // Like --log-sendfile, uWSGI declares it with a required argument: `--log-ioerror 1`.
+  { name: 'log-ioerror', argument: 'required', kind: 'flag', metavar: 'BOOL', help: 'log requests with a client read/write error even with --disable-logging; takes a value as in uWSGI (--log-ioerror 1)' },
   { name: 'log-x-forwarded-for', argument: 'none', kind: 'flag', help: 'show the X-Forwarded-For header instead of REMOTE_ADDR in the request line' },
   { name: 'logger', argument: 'required', kind: 'string', multiple: true, metavar: '[ID ]NAME[:ARGS]', help: 'send log lines to a logger plugin (file, fd, stdio, socket, syslog, rsyslog, pipe); an ID names it for --log-route' },
   { name: 'req-logger', aliases: ['logger-req'], argument: 'required', kind: 'string', multiple: true, metavar: '[ID ]NAME[:ARGS]', help: 'send request lines to a logger plugin (and only there)' },

@@ -10,47 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { httpRequest } from '../helpers/http-raw.ts';
-import net from 'node:net';
-import { fixture, freePort, runTsuwsgi, sleep, startServer, SYSTEM_PYTHON, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
+import { LOG_APP as APP, readFile, startOn, until } from '../helpers/logging.ts';
+import { runTsuwsgi, sleep, startServer, SYSTEM_PYTHON, tmpDir, withServerLog, type ServerHandle } from '../helpers/server.ts';
 
-const APP = fixture('log_app.py');
 const base = (): string[] => ['--http-socket', '127.0.0.1:0', '--wsgi-file', APP];
 
-/**
- * Start tsuwsgi whose log goes elsewhere than the terminal (so the helper cannot see the
- * ready line): on a free port, ready when the port accepts connections.
- */
-async function startOn(args: string[]): Promise<{ srv: ServerHandle; port: number }> {
-  const port = await freePort();
-  const srv = await startServer(['--http-socket', `127.0.0.1:${port}`, '--wsgi-file', APP, ...args], { waitReady: false });
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1');
-      c.once('connect', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.once('error', () => resolve(false));
-    });
-    if (ok) return { srv, port };
-    if (srv.hasExited || Date.now() > deadline) throw new Error(`tsuwsgi ${args.join(' ')} did not start listening; log:\n${srv.logs()}`);
-    await sleep(100);
-  }
-}
-
-/** Wait until `read()` satisfies `ok` (or fail with what was read). */
-async function until<T>(read: () => T, ok: (v: T) => boolean, what: string, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let v = read();
-  while (!ok(v)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got:\n${typeof v === 'string' ? v : JSON.stringify(v, null, 1)}`);
-    await sleep(50);
-    v = read();
-  }
-  return v;
-}
-const readFile = (f: string): string => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
 
 /** A UDP listener collecting datagrams. */
 async function udpListener(): Promise<{ port: number; got: string[]; close(): void }> {
