@@ -79,6 +79,11 @@ export function startHttpFrontend(o: HttpFrontendOptions): http.Server {
       socket.destroy();
       return;
     }
+    // Node's parser is strict where uWSGI's is lenient (a raw non-ASCII byte in the URL, a bad
+    // header name…): say why, so a 400 the app never saw can be traced to its client.
+    const why = (err as NodeJS.ErrnoException & { reason?: string }).reason ?? err.message;
+    const hint = err.code === 'HPE_INVALID_URL' ? ' (bytes outside ASCII must be percent-encoded)' : '';
+    o.log.warn(`invalid HTTP request from ${socket.remoteAddress ?? '?'}: ${why} [${err.code ?? 'error'}]${hint}: answered 400`);
     socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request');
   });
 

@@ -366,6 +366,12 @@ describe('request header limits (--buffer-size 4096)', () => {
     expect(ok.status).toBe(200);
     expect(ok.body.toString()).toBe('Hello World');
   });
+
+  test('a request the HTTP parser refuses (a raw non-ASCII byte in the URL) gets 400 and a log line saying why', async () => {
+    const res = await rawHttp(srv.port, Buffer.concat([Buffer.from('GET /caf'), Buffer.from([0xc3, 0xa9]), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')]), { timeoutMs: 10000 });
+    expect(res.data.toString('latin1')).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    await srv.waitForLog(/invalid HTTP request from 127\.0\.0\.1: Invalid char in url path \[HPE_INVALID_URL\] \(bytes outside ASCII must be percent-encoded\): answered 400/, 5000);
+  });
 });
 
 describe('PY5: --processes 2 --threads 2', () => {
