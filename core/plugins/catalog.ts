@@ -50,8 +50,9 @@ import transformationOffload from '../../plugins/transformation_offload/index.ts
 import ssi from '../../plugins/ssi/index.ts';
 import xslt from '../../plugins/xslt/index.ts';
 import routerSpnego from '../../plugins/router_spnego/index.ts';
+import gridfs from '../../plugins/gridfs/index.ts';
 
-const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires, routerStatic, routerAccess, routerXmldir, routerMemcached, routerRedis, routerRadius, ldap, transformationGzip, transformationChunked, transformationToupper, transformationTofile, transformationTemplate, transformationOffload, ssi, xslt, routerSpnego];
+const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua, jvm, jwsgi, ring, logfile, logsocket, syslog, rsyslog, logpipe, msgpack, asyncio, gevent, greenlet, routerRedirect, routerRewrite, routerBasicauth, routerUwsgi, routerHttp, routerHash, routerExpires, routerStatic, routerAccess, routerXmldir, routerMemcached, routerRedis, routerRadius, ldap, transformationGzip, transformationChunked, transformationToupper, transformationTofile, transformationTemplate, transformationOffload, ssi, xslt, routerSpnego, gridfs];
 
 // The loggers and the msgpack encoder are embedded as in uWSGI's default profile: loading
 // them costs nothing until a --logger or --log-encoder names them.
@@ -59,9 +60,9 @@ const ALL: PluginDescriptor[] = [python, http, dummy, psgi, rack, cgi, php, lua,
 // cost nothing until --gevent/--asyncio/--loop selects them.
 // The routers and transformations are embedded as in uWSGI's default build; they cost nothing
 // until a rule uses them (router_memcached and router_redis too: uWSGI's default build embeds
-// them, they need no library). router_access, router_xmldir, router_radius, ldap, ssi, xslt and
-// router_spnego are not (uWSGI builds them only with libwrap, libxml2, libldap, libxslt or
-// GSS-API, or leaves them out): load them with --plugin.
+// them, they need no library). router_access, router_xmldir, router_radius, ldap, ssi, xslt,
+// router_spnego and gridfs are not (uWSGI builds them only with libwrap, libxml2, libldap,
+// libxslt, GSS-API or libmongoclient, or leaves them out): load them with --plugin.
 export const EMBEDDED_PLUGINS: readonly string[] = ['python', 'http', 'logfile', 'logsocket', 'syslog', 'rsyslog', 'logpipe', 'msgpack', 'asyncio', 'gevent', 'greenlet', 'router_redirect', 'router_rewrite', 'router_basicauth', 'router_uwsgi', 'router_http', 'router_hash', 'router_expires', 'router_static', 'router_memcached', 'router_redis', 'transformation_gzip', 'transformation_chunked', 'transformation_toupper', 'transformation_tofile', 'transformation_template', 'transformation_offload'];
 
 export function defaultPluginSource(): PluginSource {

@@ -96,10 +96,9 @@ export class RequestPipeline {
   handle(req: CoreRequest, sink: ResponseSink): boolean {
     const router = this.o.router;
     if (!router) return this.dispatch(req, sink, null);
-    if (!this.route(req.modifier1)) {
-      this.o.log.warn(`-- unavailable modifier requested: ${req.modifier1} --`);
-      return false;
-    }
+    // Routing runs before the modifier is looked up, as in uWSGI (wsgi_req_recv applies the
+    // routes, then the plugin of modifier1 runs): a server with routes and static files but no
+    // app answers what its rules answer, and `setmodifier1:` can pick a pool.
     let ctx: RequestRouteContext | null = null;
     // The final chain wraps the client sink once: whoever answers (app, routing, static
     // file, an error), it runs when that response is over. The wire above it is where raw

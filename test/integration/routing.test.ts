@@ -268,6 +268,24 @@ describe('goto, labels, route-if-not and basicauth (with --master: core worker c
   });
 });
 
+describe('routing without any app (as uWSGI: the routes run before the modifier1 is looked up)', () => {
+  it('answers what the rules answer; a request no rule answers is refused as an unavailable modifier', async () => {
+    const srv = await startServer(['--http-socket', '127.0.0.1:0', '--route', '^/tea$ return:418', '--route', '^/old$ redirect:/new']);
+    try {
+      await withServerLog(srv, async () => {
+        expect((await httpRequest(srv.port, { path: '/tea' })).status).toBe(418);
+        const moved = await httpRequest(srv.port, { path: '/old' });
+        expect(moved.status).toBe(302);
+        expect(moved.headers['location']).toBe('/new');
+        await httpRequest(srv.port, { path: '/other' }).catch(() => undefined);
+        await srv.waitForLog(/-- unavailable modifier requested: 0 --/);
+      });
+    } finally {
+      expect(await srv.stop()).toBe(0);
+    }
+  });
+});
+
 describe('routing on a uwsgi socket', () => {
   it('answers, adds headers and closes through the uwsgi front end too', async () => {
     const srv = await startServer(['--socket', '127.0.0.1:0', ...APP, '--route', '^/r return:404', '--route-label', 'top', '--route', '^/back goto:top', '--route-run', 'addheader:X-R: 1']);
