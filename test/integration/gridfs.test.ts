@@ -207,6 +207,19 @@ async function slowGet(port: number, path: string): Promise<{ socket: net.Socket
   return { socket, received: () => Buffer.concat(chunks), closed };
 }
 
+/** `p`, or a failure naming the step when it takes longer than `ms` (a hang shows where it is). */
+async function within<T>(step: string, p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited ${ms} ms for ${step}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const until = async (cond: () => boolean, ms = 5000): Promise<void> => {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -260,7 +273,7 @@ describe('gridfs: streaming with back-pressure', () => {
     expect(raw.subarray(0, 15).toString()).toBe('HTTP/1.1 200 OK');
     expect(body.length).toBe(huge.length);
     expect(body.equals(huge)).toBe(true);
-  }, 30000);
+  }, 60000);
 
   it('a client that leaves mid-file: the cursor is killed (killCursors), the server goes on', async () => {
     const kills = mongo.commands.filter((c) => c === 'killCursors').length;
@@ -269,18 +282,18 @@ describe('gridfs: streaming with back-pressure', () => {
     c.socket.destroy();
     await until(() => mongo.commands.filter((x) => x === 'killCursors').length > kills);
     expect((await httpRequest(ts.port, { path: '/missing' })).status).toBe(404);
-  }, 20000);
+  }, 60000);
 
   it('the server failing mid-file cuts the connection (the Content-Length is not met) and logs one line', async () => {
-    const c = await slowGet(ts.port, '/huge.bin');
-    await mongo.stop();
+    const c = await within('the first bytes of the response', slowGet(ts.port, '/huge.bin'), 15000);
+    await within('the fake MongoDB to stop', mongo.stop(), 10000);
     c.socket.resume();
-    await c.closed;
+    await within(`tsuwsgi to cut the connection (${c.received().length} bytes received)`, c.closed, 20000);
     const raw = c.received();
     expect(raw.subarray(0, 15).toString()).toBe('HTTP/1.1 200 OK');
     expect(raw.length).toBeLessThan(huge.length);
     await ts.waitForLog(/\[uwsgi-gridfs\]: 127\.0\.0\.1:\d+\/test "huge\.bin": .*\(the response was cut\)/);
-  }, 20000);
+  }, 60000);
 });
 
 describe('gridfs: rules refused at start-up', () => {
