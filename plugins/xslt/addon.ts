@@ -6,9 +6,8 @@
  * `npm ci` builds it (scripts/build-native.ts → native/build.ts); a build (uwsgiconfig.ts)
  * compiles it beside the plugin at the same relative place.
  */
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { TsuwsgiError } from '../../core/errors.ts';
+import { loadAddon } from '../../core/native/load-addon.ts';
 
 /** What native/xslt.c exports. */
 interface XsltAddon {
@@ -23,32 +22,11 @@ export type XsltResult = { ok: true; output: Buffer; messages: string } | { ok: 
 
 export const XSLT_ADDON_PATH = fileURLToPath(new URL('./native/build/tsuwsgi_xslt.node', import.meta.url));
 
-/** The addon is missing or unusable: the plugin refuses to load. */
-export class XsltAddonError extends TsuwsgiError {
-  constructor(message: string, cause?: unknown) {
-    super('TSUWSGI_E_XSLT_ADDON', message, { cause });
-  }
-}
-
 let addon: XsltAddon | null = null;
 
-/** Load the addon (once); throws an XsltAddonError that says how to get it. */
+/** Load the addon (once); throws a TsuwsgiError (TSUWSGI_E_XSLT_ADDON) that says how to get it. */
 export function loadXsltAddon(): XsltAddon {
-  if (addon) return addon;
-  const how = 'install libxslt (Debian: apt-get install libxslt1-dev) and re-run "npm ci" (or "npx tsx scripts/build-native.ts")';
-  if (process.platform !== 'linux') throw new XsltAddonError(`[TSUWSGI_E_XSLT_ADDON] the xslt plugin's libxslt addon is built on Linux only (this is ${process.platform})`);
-  const mod = { exports: {} as Partial<XsltAddon> };
-  try {
-    process.dlopen(mod, XSLT_ADDON_PATH, os.constants.dlopen.RTLD_NOW);
-  } catch (err) {
-    const e = err as Error;
-    const what = /cannot open shared object file|ENOENT/.test(e.message) && e.message.includes('tsuwsgi_xslt') ? 'is not built' : `cannot be loaded (${e.message})`;
-    throw new XsltAddonError(`[TSUWSGI_E_XSLT_ADDON] the xslt plugin's libxslt addon ${XSLT_ADDON_PATH} ${what}: ${how}`, err);
-  }
-  if (typeof mod.exports.transform !== 'function' || typeof mod.exports.versions !== 'function') {
-    throw new XsltAddonError(`[TSUWSGI_E_XSLT_ADDON] ${XSLT_ADDON_PATH} is not the xslt addon of this tsuwsgi: ${how}`);
-  }
-  addon = mod.exports as XsltAddon;
+  addon ??= loadAddon<XsltAddon>({ file: XSLT_ADDON_PATH, exports: ['transform', 'versions'], what: "the xslt plugin's libxslt addon", code: 'TSUWSGI_E_XSLT_ADDON', how: 'install libxslt (Debian: apt-get install libxslt1-dev) and re-run "npm ci" (or "npx tsx scripts/build-native.ts")' });
   return addon;
 }
 
