@@ -55,8 +55,11 @@ export function ensureRouteToken(): void {
   process.env[ROUTE_TOKEN_ENV] ||= crypto.randomBytes(24).toString('hex');
 }
 
+/** The token, read once (process.env is a lookup through the C++ environment on every access). */
+let routeToken: string | undefined;
+
 function token(ctx: RouteContext): string | null {
-  const t = process.env[ROUTE_TOKEN_ENV];
+  const t = (routeToken ||= process.env[ROUTE_TOKEN_ENV]);
   if (!t) ctx.log('cgi: route action: no CGI route token in the environment (the cgi plugin was not initialised by the master); answering 500');
   return t || null;
 }
